@@ -1,0 +1,100 @@
+"""Where each stage's outputs live, and reading them back with errors that say how to rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import GallonError
+
+ROOT = Path("artifacts")
+
+
+class ArtifactError(GallonError):
+    """An input from an earlier stage is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What is being predicted: written by prepare, read by every later stage and by the checkpoint."""
+
+    dataset: str
+    tasks: list[str]
+    task_type: str
+
+    @property
+    def metric(self) -> str:
+        return "roc_auc" if self.task_type == "classification" else "rmse"
+
+
+def stage_dir(stage: str, root: Path = ROOT) -> Path:
+    path = root / stage
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _missing(path: Path, stage: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"{path} {problem}; rebuild it with `dvc repro {stage}` (or `gallon {stage}`)")
+
+
+def read_parquet(path: Path, stage: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise _missing(path, stage, "is missing")
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise _missing(path, stage, f"is corrupt ({error})") from None
+
+
+def read_json(path: Path, stage: str) -> dict:
+    if not path.is_file():
+        raise _missing(path, stage, "is missing")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _missing(path, stage, f"is corrupt ({error})") from None
+
+
+def read_arrays(path: Path, stage: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise _missing(path, stage, "is missing")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise _missing(path, stage, f"is corrupt ({error})") from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers never see half a file, even if the stage is killed mid-write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, path)
+
+
+def write_json(path: Path, value: dict) -> None:
+    write_atomically(path, (json.dumps(value, indent=2, sort_keys=True, default=float) + "\n").encode())
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    write_atomically(path, sink.getvalue().to_pybytes())
+
+
+def read_task(root: Path = ROOT) -> TaskInfo:
+    summary = read_json(root / "prepare" / "summary.json", "prepare")
+    return TaskInfo(**summary["task"])
+
+
+def read_molecules(root: Path = ROOT) -> pd.DataFrame:
+    return read_parquet(root / "prepare" / "molecules.parquet", "prepare")

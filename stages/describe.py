@@ -1,0 +1,45 @@
+"""describe: one prompt per molecule to the provider in params; answers land in the shared cache first."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rdkit import Chem
+
+from pipeline.artifacts import ROOT, read_molecules, read_parquet, read_task, stage_dir, write_json, write_parquet
+from pipeline.cache import ShardStore
+from pipeline.describe import describe_molecules
+from pipeline.params import load_params
+from pipeline.prompts import PROMPT_TEMPLATE_VERSION, build_prompt
+from pipeline.providers import make_describer
+from pipeline.providers.base import DescribeRequest
+
+
+def build_requests(params_file: Path) -> list[DescribeRequest]:
+    """Exactly what would be sent for each molecule: prompt text and, when asked for, the picture."""
+    settings = load_params(params_file).describe
+    task, molecules = read_task(), read_molecules()
+    images = {}
+    if settings.image:
+        index = read_parquet(ROOT / "render" / "index.parquet", "render")
+        images = dict(zip(index["molecule_key"], index["image"], strict=True))
+    requests = []
+    for key, smiles in zip(molecules["key"], molecules["smiles"], strict=True):
+        prompt = build_prompt(smiles, Chem.MolFromSmiles(smiles), task.dataset, task.tasks, task.task_type,
+                              include_bonds=settings.bond_list, include_image=settings.image)
+        image_file = ROOT / "render" / "images" / images[key] if images.get(key) else None
+        image_png = image_file.read_bytes() if image_file is not None and image_file.is_file() else None
+        requests.append(DescribeRequest(molecule_key=key, smiles=smiles, prompt=prompt, image_png=image_png))
+    return requests
+
+
+def main(params_file: Path = Path("params.yaml")) -> None:
+    settings = load_params(params_file).describe
+    requests = build_requests(params_file)
+    outcome = describe_molecules(requests, make_describer(settings), settings, ShardStore(ROOT / "cache" / "describe"),
+                                 PROMPT_TEMPLATE_VERSION)
+    out = stage_dir("describe")
+    write_parquet(out / "descriptions.parquet", outcome.table)
+    write_json(out / "summary.json", outcome.summary)
+    print(f"describe: {outcome.summary}", file=sys.stderr)
