@@ -14,6 +14,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 SHARD_PREFIX = "part-"
 SHARD_SUFFIX = ".parquet"
 TMP_PREFIX = ".tmp-"
+READ_THREADS = 8
 # low-cardinality columns; long texts compress better without a dictionary
 DICTIONARY_COLUMNS = ["provider", "model", "prompt_template_version", "finish_reason"]
 # what pyarrow raises for truncated or garbage files (ArrowIOError is an OSError)
@@ -125,8 +127,17 @@ class ShardStore:
             raise CorruptShardError(
                 f"cache shard {path} is corrupt or truncated ({error}); {_fix_hint(self.root)}"
             ) from None
+        if "key" not in table.column_names:
+            raise CorruptShardError(f"cache shard {path} has no 'key' column; {_fix_hint(self.root)}")
         self._tables[(path.name, columns)] = (signature, table)
         return table
+
+    def _read_shards(self, paths: list[Path], columns: tuple[str, ...] | None) -> list[pa.Table]:
+        """Several shards at once: parquet decoding releases the GIL, so threads overlap it."""
+        if len(paths) <= 1:
+            return [self._read_shard(path, columns) for path in paths]
+        with ThreadPoolExecutor(min(READ_THREADS, len(paths))) as pool:
+            return list(pool.map(lambda path: self._read_shard(path, columns), paths))
 
     def _key_index(self) -> tuple[list[Path], set[str], list[list[str]], list[list[bool] | None]]:
         """Shards, the union of their keys, each shard's keys, and which rows win a duplicate key.
@@ -142,11 +153,8 @@ class ShardStore:
         seen: set[str] = set()
         shard_keys: list[list[str]] = []
         winners: list[list[bool] | None] = []
-        for path in paths:
-            try:
-                keys = self._read_shard(path, ("key",)).column("key").to_pylist()
-            except KeyError:
-                raise CorruptShardError(f"cache shard {path} has no 'key' column; {_fix_hint(self.root)}") from None
+        for key_table in self._read_shards(paths, ("key",)):
+            keys = key_table.column("key").to_pylist()
             shard_keys.append(keys)
             fresh = set(keys) - seen
             if len(fresh) == len(keys):
@@ -173,15 +181,18 @@ class ShardStore:
         paths, _, shard_keys, winners = self._key_index()
         wanted_columns = tuple(dict.fromkeys(["key", *columns])) if columns is not None else None
         wanted = keys if isinstance(keys, set | frozenset | dict) else set(keys)
-        parts = []
+        selections = []
         for path, keys_here, winner in zip(paths, shard_keys, winners, strict=True):
             mask = [key in wanted for key in keys_here]
             if winner is not None:
                 mask = [chosen and first for chosen, first in zip(mask, winner, strict=True)]
-            selected = sum(mask)
-            if selected:
-                table = self._read_shard(path, wanted_columns)
-                parts.append(table if selected == table.num_rows else table.filter(pa.array(mask, type=pa.bool_())))
+            if any(mask):
+                selections.append((path, mask))
+        tables = self._read_shards([path for path, _ in selections], wanted_columns)
+        parts = [
+            table if all(mask) else table.filter(pa.array(mask, type=pa.bool_()))
+            for table, (_, mask) in zip(tables, selections, strict=True)
+        ]
         if not parts:
             empty = (self.schema or pa.schema([pa.field("key", pa.string())])).empty_table()
             return empty.select([c for c in wanted_columns if c in empty.column_names]) if wanted_columns else empty
