@@ -24,6 +24,8 @@ from typing import Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import GallonError
+
 SHARD_PREFIX = "part-"
 SHARD_SUFFIX = ".parquet"
 TMP_PREFIX = ".tmp-"
@@ -63,7 +65,7 @@ EMBED_SCHEMA = pa.schema(
 )
 
 
-class CorruptShardError(RuntimeError):
+class CorruptShardError(GallonError):
     """A shard cannot be read; reading it as empty would silently pay for its answers again."""
 
 
@@ -83,6 +85,15 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def format(self) -> str:
+        """What `gallon cache verify` prints."""
+        lines = [f"{self.shards_ok} shards readable, {self.rows} rows"]
+        lines += [f"CORRUPT {problem.name}: {problem.error}" for problem in self.problems]
+        lines += [f"stale temp file (safe to delete) {name}" for name in self.stale_temp_files]
+        if self.problems:
+            lines.append("delete corrupt shards (their answers are asked again) or restore them with `dvc checkout`")
+        return "\n".join(lines)
 
 
 def utc_now() -> datetime:
@@ -194,8 +205,11 @@ class ShardStore:
             for table, (_, mask) in zip(tables, selections, strict=True)
         ]
         if not parts:
-            empty = (self.schema or pa.schema([pa.field("key", pa.string())])).empty_table()
-            return empty.select([c for c in wanted_columns if c in empty.column_names]) if wanted_columns else empty
+            known = self.schema or pa.schema([])
+            names = wanted_columns or known.names or ["key"]
+            return pa.schema(
+                [known.field(n) if n in known.names else pa.field(n, pa.string()) for n in names]
+            ).empty_table()
         return pa.concat_tables(parts, promote_options="permissive")
 
     def lookup(self, keys: Iterable[str], columns: Iterable[str] | None = None) -> dict[str, dict]:
@@ -210,8 +224,11 @@ class ShardStore:
         return self.lookup_table(self._key_index()[1], columns)
 
     # -- writing -------------------------------------------------------------------------
-    def writer(self, flush_every: int = 50, flush_seconds: float = 10.0) -> ShardWriter:
-        return ShardWriter(self, flush_every=flush_every, flush_seconds=flush_seconds)
+    def writer(
+        self, flush_every: int = 50, flush_seconds: float = 10.0, schema: pa.Schema | None = None
+    ) -> ShardWriter:
+        """A buffered shard writer; rows are cast to `schema` (default: the store's; else inferred)."""
+        return ShardWriter(self, flush_every, flush_seconds, schema or self.schema)
 
     def write_shard(self, table: pa.Table) -> Path:
         """Write one new immutable shard atomically; returns its final path."""
@@ -227,11 +244,6 @@ class ShardStore:
         finally:
             temp.unlink(missing_ok=True)
         return final
-
-    def rows_to_table(self, rows: list[dict]) -> pa.Table:
-        if self.schema is None:
-            return pa.Table.from_pylist(rows)
-        return pa.Table.from_pylist(rows, schema=self.schema)
 
     # -- maintenance ---------------------------------------------------------------------
     def verify(self) -> VerifyReport:
@@ -255,7 +267,7 @@ class ShardStore:
     def stats(self) -> dict:
         """Rows per provider/model, shard count and bytes on disk: what `gallon cache stats` prints."""
         paths = self.shard_paths()
-        table = self.table()
+        table = self.table(["provider", "model"])
         by_model: dict[str, int] = {}
         if table.num_rows and {"provider", "model"} <= set(table.column_names):
             grouped = table.group_by(["provider", "model"]).aggregate([("key", "count")])
@@ -303,10 +315,11 @@ class ShardWriter:
     Only rows not yet handed to `add` can be lost.
     """
 
-    def __init__(self, store: ShardStore, flush_every: int, flush_seconds: float) -> None:
+    def __init__(self, store: ShardStore, flush_every: int, flush_seconds: float, schema: pa.Schema | None) -> None:
         if flush_every < 1 or flush_seconds <= 0:
             raise ValueError("flush_every must be >= 1 and flush_seconds > 0")
         self.store = store
+        self.schema = schema
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self.rows_written = 0
@@ -356,7 +369,7 @@ class ShardWriter:
             return
         rows, self._buffer = self._buffer, []
         try:
-            self.shards_written.append(self.store.write_shard(self.store.rows_to_table(rows)))
+            self.shards_written.append(self.store.write_shard(pa.Table.from_pylist(rows, schema=self.schema)))
         except BaseException:
             self._buffer = rows + self._buffer
             raise

@@ -31,8 +31,15 @@ class Checkpoint:
     versions: dict = field(default_factory=dict)
 
 
-def save_checkpoint(path: Path, model: nn.Module, kind: str, architecture: dict, task: TaskInfo,
-                    label_scaler: LabelScaler, features: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    kind: str,
+    architecture: dict,
+    task: TaskInfo,
+    label_scaler: LabelScaler,
+    features: dict | None = None,
+) -> None:
     payload = {
         "kind": kind,
         "architecture": architecture,
@@ -40,7 +47,7 @@ def save_checkpoint(path: Path, model: nn.Module, kind: str, architecture: dict,
         "label_scaler": {"mean": label_scaler.mean.tolist(), "std": label_scaler.std.tolist()},
         "state_dict": model.state_dict(),
         "features": features or {},
-        "versions": {"gallon": pipeline.__version__, "torch": torch.__version__, "rdkit": rdkit.__version__},
+        "versions": {"gallon": pipeline.__version__, "torch": str(torch.__version__), "rdkit": rdkit.__version__},
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -56,8 +63,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
             kind=payload["kind"],
             architecture=payload["architecture"],
             task=TaskInfo(**payload["task"]),
-            label_scaler=LabelScaler(np.asarray(payload["label_scaler"]["mean"]),
-                                     np.asarray(payload["label_scaler"]["std"])),
+            label_scaler=LabelScaler(
+                np.asarray(payload["label_scaler"]["mean"]), np.asarray(payload["label_scaler"]["std"])
+            ),
             state_dict=payload["state_dict"],
             features=payload.get("features", {}),
             versions=payload.get("versions", {}),

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.cache import ShardStore, ShardWriter, utc_now
+from pipeline.cache import DESCRIBE_SCHEMA, ShardStore, ShardWriter, utc_now
+from pipeline.errors import GallonError
 from pipeline.params import DescribeParams
 from pipeline.providers import provider_name
 from pipeline.providers.base import (
@@ -40,7 +41,7 @@ UNBILLED_KINDS = frozenset({"rate_limited", "server_error", "connection", "bad_r
 IMAGE_TOKENS = {"low": 85, "high": 255, "auto": 255}
 
 
-class DescribeStopped(RuntimeError):
+class DescribeStopped(GallonError):
     """The run stopped early (budget reached or too many failures); everything bought is cached."""
 
     def __init__(self, message: str, outcome: DescribeOutcome) -> None:
@@ -335,7 +336,7 @@ class _Run:
                 if billed:
                     self.budget.spent += self.budget.worst_case(item)
                 self.retries += 1
-                await asyncio.sleep(self._delay(attempt, getattr(error, "retry_after", None)))
+                await asyncio.sleep(self._delay(attempt, error.retry_after))
                 continue
             self._save(item, completion, time.monotonic() - started)
             return _Result(ASKED, description=completion.text)
@@ -420,7 +421,7 @@ def describe_molecules(
         file=sys.stderr,
         mininterval=0.5,
     )
-    with store.writer(settings.flush_every, settings.flush_seconds) as writer, progress:
+    with store.writer(settings.flush_every, settings.flush_seconds, DESCRIBE_SCHEMA) as writer, progress:
         run = _Run(provider, settings, writer, template_version, cached=len(cached), progress=progress)
         if pending:
             asyncio.run(run.run(pending))

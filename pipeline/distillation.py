@@ -40,23 +40,26 @@ def logit_distance(student: Tensor, source: Tensor, task_type: str, temperature:
         return functional.mse_loss(student, source)
     student, source = student / temperature, source / temperature
     p_source = torch.sigmoid(source)
-    kl = (p_source * (functional.logsigmoid(source) - functional.logsigmoid(student))
-          + (1 - p_source) * (functional.logsigmoid(-source) - functional.logsigmoid(-student)))
+    kl = p_source * (functional.logsigmoid(source) - functional.logsigmoid(student)) + (1 - p_source) * (
+        functional.logsigmoid(-source) - functional.logsigmoid(-student)
+    )
     return kl.mean() * temperature**2
 
 
 class DistillationGuide(nn.Module):
     """Extra loss for the student on the molecules it trains on; its projections train with the student."""
 
-    def __init__(self, student_width: int, sources: list[Guidance], task_type: str, terms: str,
-                 temperature: float) -> None:
+    def __init__(
+        self, student_width: int, sources: list[Guidance], task_type: str, terms: str, temperature: float
+    ) -> None:
         super().__init__()
         self.sources = [source for source in sources if source.weight > 0]
         self.task_type = task_type
         self.temperature = temperature
         self.use_logits, self.use_representations = resolve_terms(terms, task_type)
         self.projections = nn.ModuleList(
-            nn.Identity() if source.representations.shape[1] == student_width
+            nn.Identity()
+            if source.representations.shape[1] == student_width
             else nn.Linear(student_width, source.representations.shape[1])
             for source in self.sources
         )
@@ -69,8 +72,10 @@ class DistillationGuide(nn.Module):
                 continue
             if self.use_logits:
                 loss = loss + source.weight * logit_distance(
-                    output[rows], source.outputs[indices][rows], self.task_type, self.temperature)
+                    output[rows], source.outputs[indices][rows], self.task_type, self.temperature
+                )
             if self.use_representations:
                 loss = loss + source.weight * functional.mse_loss(
-                    projection(representation[rows]), source.representations[indices][rows])
+                    projection(representation[rows]), source.representations[indices][rows]
+                )
         return loss

@@ -7,9 +7,11 @@ import json
 import sys
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
-from pipeline.cache import ShardStore, utc_now
+from pipeline.cache import EMBED_SCHEMA, ShardStore, utc_now
 from pipeline.providers.base import EmbedProvider
 
 
@@ -33,6 +35,18 @@ def _as_matrix(vectors: list, dim: int | None) -> np.ndarray:
     return matrix
 
 
+def _cached_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """list<float32> column -> 2-d float32 array without a Python float per value (41k x 384 is fast)."""
+    array = column.combine_chunks()
+    lengths = set(pc.list_value_length(array).to_pylist())
+    if len(lengths) != 1:
+        raise ValueError(
+            f"cached embeddings of different sizes {sorted(lengths)}; "
+            "the cache may mix models under one name: check `gallon cache stats`"
+        )
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), lengths.pop())
+
+
 def embed_texts(
     texts: list[str],
     provider: EmbedProvider,
@@ -46,13 +60,12 @@ def embed_texts(
     found = store.lookup_table(keys, ["embedding"])
     vectors: dict[str, np.ndarray] = {}
     if found.num_rows:
-        cached = _as_matrix(found.column("embedding").to_pylist(), None)
-        vectors = dict(zip(found.column("key").to_pylist(), cached, strict=True))
+        vectors = dict(zip(found.column("key").to_pylist(), _cached_matrix(found.column("embedding")), strict=True))
     missing = list(dict.fromkeys(key for key in keys if key not in vectors))
     text_of = dict(zip(keys, texts, strict=True))
     dim = next(iter(vectors.values())).shape[0] if vectors else None
     with (
-        store.writer(flush_every, flush_seconds) as writer,
+        store.writer(flush_every, flush_seconds, EMBED_SCHEMA) as writer,
         tqdm(
             total=len(missing),
             desc=f"embed {provider.name}/{provider.model}",

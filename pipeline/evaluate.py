@@ -14,12 +14,21 @@ from sklearn.metrics import roc_curve
 
 from pipeline.metrics import mean_score, metric_name, per_task
 
-MODELS = {"plain_mlp": "plain MLP", "llm_prior": "LLM-prior head", "gnn_teacher": "GNN teacher",
-          "distilled_mlp": "distilled MLP"}
+MODELS = {
+    "plain_mlp": "plain MLP",
+    "llm_prior": "LLM-prior head",
+    "gnn_teacher": "GNN teacher",
+    "distilled_mlp": "distilled MLP",
+}
 
 
-def score_predictions(predictions: dict[tuple[str, int], np.ndarray], labels: np.ndarray,
-                      parts: dict[str, np.ndarray], task_type: str, tasks: list[str]) -> pd.DataFrame:
+def score_predictions(
+    predictions: dict[tuple[str, int], np.ndarray],
+    labels: np.ndarray,
+    parts: dict[str, np.ndarray],
+    task_type: str,
+    tasks: list[str],
+) -> pd.DataFrame:
     """Long table: model, seed, split, task ('mean' for the task average), score."""
     rows = []
     for (model, seed), predicted in predictions.items():
@@ -28,14 +37,15 @@ def score_predictions(predictions: dict[tuple[str, int], np.ndarray], labels: np
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scores = per_task(labels[index], predicted[index], task_type, tasks)
-            rows += [{"model": model, "seed": seed, "split": split, "task": task, "score": score}
-                     for task, score in zip(tasks, scores, strict=True)]
+            rows += [
+                {"model": model, "seed": seed, "split": split, "task": task, "score": score}
+                for task, score in zip(tasks, scores, strict=True)
+            ]
             rows.append({"model": model, "seed": seed, "split": split, "task": "mean", "score": mean_score(scores)})
     return pd.DataFrame(rows)
 
 
-def undefined_tasks(labels: np.ndarray, parts: dict[str, np.ndarray], task_type: str,
-                    tasks: list[str]) -> list[str]:
+def undefined_tasks(labels: np.ndarray, parts: dict[str, np.ndarray], task_type: str, tasks: list[str]) -> list[str]:
     """Tasks whose metric cannot be computed in some split (one class only); said once, loudly."""
     if task_type != "classification":
         return []
@@ -71,8 +81,12 @@ def results_table(scores: pd.DataFrame, task_type: str, dataset: str, tasks: lis
     metric = metric_name(task_type)
     better = "higher is better" if task_type == "classification" else "lower is better"
     seeds = sorted(scores["seed"].unique())
-    lines = [f"# {dataset}: test and valid {metric} ({better})", "",
-             f"Mean +- std over seeds {', '.join(str(seed) for seed in seeds)}.", ""]
+    lines = [
+        f"# {dataset}: test and valid {metric} ({better})",
+        "",
+        f"Mean +- std over seeds {', '.join(str(seed) for seed in seeds)}.",
+        "",
+    ]
     columns = ["test", "valid"] + ([f"test {task}" for task in tasks] if len(tasks) > 1 else [])
     lines += ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for model, label in MODELS.items():
@@ -82,13 +96,16 @@ def results_table(scores: pd.DataFrame, task_type: str, dataset: str, tasks: lis
         cells = []
         for split, task in [("test", "mean"), ("valid", "mean")] + [("test", task) for task in tasks if len(tasks) > 1]:
             values = rows[(rows["split"] == split) & (rows["task"] == task)]["score"].to_numpy()
-            cells.append("undefined" if np.isnan(values).all() else f"{np.nanmean(values):.4f} +- {np.nanstd(values):.4f}")
+            cells.append(
+                "undefined" if np.isnan(values).all() else f"{np.nanmean(values):.4f} +- {np.nanstd(values):.4f}"
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def curve_points(predicted: np.ndarray, labels: np.ndarray, index: np.ndarray, task_type: str,
-                 model: str) -> pd.DataFrame:
+def curve_points(
+    predicted: np.ndarray, labels: np.ndarray, index: np.ndarray, task_type: str, model: str
+) -> pd.DataFrame:
     """ROC points (classification, all tasks pooled) or true-vs-predicted pairs (regression) on one split."""
     truth, guess = labels[index].ravel(), predicted[index].ravel()
     observed = ~np.isnan(truth)

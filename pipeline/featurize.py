@@ -17,16 +17,26 @@ from torch_geometric.data import Data
 
 _ELEMENTS = (1, 5, 6, 7, 8, 9, 11, 14, 15, 16, 17, 19, 20, 26, 29, 30, 33, 34, 35, 53)
 _HYBRIDISATIONS = (
-    Chem.HybridizationType.S, Chem.HybridizationType.SP, Chem.HybridizationType.SP2,
-    Chem.HybridizationType.SP3, Chem.HybridizationType.SP3D, Chem.HybridizationType.SP3D2,
+    Chem.HybridizationType.S,
+    Chem.HybridizationType.SP,
+    Chem.HybridizationType.SP2,
+    Chem.HybridizationType.SP3,
+    Chem.HybridizationType.SP3D,
+    Chem.HybridizationType.SP3D2,
 )
 _CHIRALITY = (
-    Chem.ChiralType.CHI_UNSPECIFIED, Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW,
+    Chem.ChiralType.CHI_UNSPECIFIED,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CW,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CCW,
 )
 _BOND_TYPES = (Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE, Chem.BondType.AROMATIC)
 _BOND_STEREO = (
-    Chem.BondStereo.STEREONONE, Chem.BondStereo.STEREOANY, Chem.BondStereo.STEREOZ,
-    Chem.BondStereo.STEREOE, Chem.BondStereo.STEREOCIS, Chem.BondStereo.STEREOTRANS,
+    Chem.BondStereo.STEREONONE,
+    Chem.BondStereo.STEREOANY,
+    Chem.BondStereo.STEREOZ,
+    Chem.BondStereo.STEREOE,
+    Chem.BondStereo.STEREOCIS,
+    Chem.BondStereo.STEREOTRANS,
 )
 
 # (name, vocabulary) for each one-hot block; the block's last slot is "other".
@@ -51,7 +61,9 @@ BOND_VOCABULARIES: tuple[tuple[str, tuple], ...] = (
 def _offsets(vocabularies: tuple[tuple[str, tuple], ...]) -> tuple[list[dict], int]:
     lookups, offset = [], 0
     for _, vocabulary in vocabularies:
-        lookups.append({value: offset + index for index, value in enumerate(vocabulary)} | {"other": offset + len(vocabulary)})
+        lookups.append(
+            {value: offset + index for index, value in enumerate(vocabulary)} | {"other": offset + len(vocabulary)}
+        )
         offset += len(vocabulary) + 1
     return lookups, offset
 
@@ -69,8 +81,14 @@ def atom_features(mol: Chem.Mol) -> np.ndarray:
     hot = np.zeros((mol.GetNumAtoms(), ATOM_DIM), dtype=np.float32)
     for atom in mol.GetAtoms():
         values = (
-            atom.GetAtomicNum(), atom.GetDegree(), atom.GetFormalCharge(), atom.GetTotalNumHs(),
-            atom.GetHybridization(), atom.GetChiralTag(), atom.GetIsAromatic(), atom.IsInRing(),
+            atom.GetAtomicNum(),
+            atom.GetDegree(),
+            atom.GetFormalCharge(),
+            atom.GetTotalNumHs(),
+            atom.GetHybridization(),
+            atom.GetChiralTag(),
+            atom.GetIsAromatic(),
+            atom.IsInRing(),
         )
         hot[atom.GetIdx(), [_slot(lookup, value) for lookup, value in zip(_ATOM_LOOKUPS, values, strict=True)]] = 1.0
     return hot

@@ -12,8 +12,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 
-def per_task(y_true: np.ndarray, y_pred: np.ndarray, task_type: str, task_names: list[str] | None = None,
-             where: str = "") -> list[float]:
+def per_task(
+    y_true: np.ndarray, y_pred: np.ndarray, task_type: str, task_names: list[str] | None = None, where: str = ""
+) -> list[float]:
     """One score per task column; NaN where the metric is undefined."""
     scores = []
     for task in range(y_true.shape[1]):
@@ -22,8 +23,10 @@ def per_task(y_true: np.ndarray, y_pred: np.ndarray, task_type: str, task_names:
         name = task_names[task] if task_names else str(task)
         if task_type == "classification":
             if len(np.unique(truth)) < 2:
-                warnings.warn(f"ROC-AUC undefined for task {name!r}{where}: only one class among "
-                              f"{len(truth)} observed labels", stacklevel=2)
+                warnings.warn(
+                    f"ROC-AUC undefined for task {name!r}{where}: only one class among {len(truth)} observed labels",
+                    stacklevel=2,
+                )
                 scores.append(float("nan"))
                 continue
             scores.append(float(roc_auc_score(truth, predicted)))

@@ -91,11 +91,13 @@ class GINELayer(nn.Module):
 class GNNTeacher(nn.Module):
     """Message passing (GCN as in the paper, or GINE with bond features) -> mean pool -> linear head."""
 
-    def __init__(self, kind: str, in_dim: int, edge_dim: int, hidden: int, layers: int, dropout: float,
-                 out_dim: int) -> None:
+    def __init__(
+        self, kind: str, in_dim: int, edge_dim: int, hidden: int, layers: int, dropout: float, out_dim: int
+    ) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            GCNLayer(in_dim if index == 0 else hidden, hidden) if kind == "gcn"
+            GCNLayer(in_dim if index == 0 else hidden, hidden)
+            if kind == "gcn"
             else GINELayer(in_dim if index == 0 else hidden, hidden, edge_dim)
             for index in range(layers)
         )

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pipeline.errors import GallonError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import GallonError
 
 MOLECULENET_NAMES = ("bace", "bbbp", "clintox", "hiv", "esol", "freesolv", "lipo", "tox21", "sider")
 
@@ -51,7 +52,9 @@ class DatasetParams(Section):
     @model_validator(mode="after")
     def _csv_when_named(self) -> DatasetParams:
         if self.name == "csv" and self.csv is None:
-            raise ValueError("dataset.name is 'csv' but dataset.csv (path, smiles_column, target_columns, task_type) is missing")
+            raise ValueError(
+                "dataset.name is 'csv' but dataset.csv (path, smiles_column, target_columns, task_type) is missing"
+            )
         return self
 
 
@@ -64,7 +67,9 @@ class SplitParams(Section):
     @model_validator(mode="after")
     def _room_for_test(self) -> SplitParams:
         if self.train + self.valid >= 1:
-            raise ValueError(f"split.train + split.valid must be < 1 to leave a test part (got {self.train} + {self.valid})")
+            raise ValueError(
+                f"split.train + split.valid must be < 1 to leave a test part (got {self.train} + {self.valid})"
+            )
         return self
 
 

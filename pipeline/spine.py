@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import GallonError
 from pipeline.chem import FragmentPolicy, parse_smiles
+from pipeline.errors import GallonError
 from pipeline.splits import SplitMethod, split_molecules
 
 DuplicatePolicy = Literal["drop_conflicting", "keep_first", "mean"]
@@ -39,11 +39,13 @@ def _merge_duplicates(
     """Collapse rows sharing a key; returns (molecules, conflict report)."""
     rows, conflicts = [], []
     for key, group in parsed.groupby("key", sort=False):
-        record = {"key": key, "smiles": key, "row": int(group["row"].iloc[0]),
-                  "source_rows": ";".join(str(row) for row in group["row"])}
-        conflicting = [
-            task for task in tasks if group[task].dropna().round(6).nunique() > 1
-        ]
+        record = {
+            "key": key,
+            "smiles": key,
+            "row": int(group["row"].iloc[0]),
+            "source_rows": ";".join(str(row) for row in group["row"]),
+        }
+        conflicting = [task for task in tasks if group[task].dropna().round(6).nunique() > 1]
         if conflicting and policy == "drop_conflicting":
             conflicts.append({**record, "tasks": ";".join(conflicting), "action": "dropped"})
             continue
@@ -80,8 +82,9 @@ def build_spine(
     for row, raw_smiles, labels in zip(table["row"], table["raw_smiles"], table[tasks].to_numpy(), strict=True):
         parsed = parse_smiles(raw_smiles, fragments)
         if parsed.mol is None:
-            rejected.append({"row": int(row), "raw_smiles": raw_smiles, "reason": parsed.reason,
-                             "message": parsed.message})
+            rejected.append(
+                {"row": int(row), "raw_smiles": raw_smiles, "reason": parsed.reason, "message": parsed.message}
+            )
             if strict:
                 raise StrictModeError(
                     f"row {row}: SMILES {raw_smiles!r} rejected ({parsed.reason}: {parsed.message}); "
@@ -94,8 +97,14 @@ def build_spine(
 
     unlabeled = molecules[tasks].isna().all(axis=1)
     for record in molecules[unlabeled].itertuples(index=False):
-        rejected.append({"row": record.row, "raw_smiles": record.smiles, "reason": "no_labels",
-                         "message": "every task label is missing"})
+        rejected.append(
+            {
+                "row": record.row,
+                "raw_smiles": record.smiles,
+                "reason": "no_labels",
+                "message": "every task label is missing",
+            }
+        )
     molecules = molecules[~unlabeled].reset_index(drop=True)
     molecules["split"] = split_molecules(molecules["smiles"].tolist(), split_method, train, valid, seed)
 

@@ -125,20 +125,23 @@ class FitResult:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: Inputs, indices: Tensor | None = None, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+def predict(
+    model: nn.Module, inputs: Inputs, indices: Tensor | None = None, chunk: int = 4096
+) -> tuple[Tensor, Tensor]:
     """Outputs and representations in eval mode (dropout off, batch norm frozen)."""
     model.eval()
     indices = torch.arange(len(inputs)) if indices is None else indices
     outputs, representations = [], []
     for start in range(0, len(indices), chunk):
-        output, representation = model(inputs.batch(indices[start:start + chunk]))
+        output, representation = model(inputs.batch(indices[start : start + chunk]))
         outputs.append(output)
         representations.append(representation)
     return torch.cat(outputs), torch.cat(representations)
 
 
-def validation_score(model: nn.Module, inputs: Inputs, indices: Tensor, y_true: np.ndarray, task_type: str,
-                     scaler: LabelScaler) -> float:
+def validation_score(
+    model: nn.Module, inputs: Inputs, indices: Tensor, y_true: np.ndarray, task_type: str, scaler: LabelScaler
+) -> float:
     """Higher is better: ROC-AUC, or minus RMSE in the labels' own units; minus the loss where undefined."""
     output, _ = predict(model, inputs, indices)
     with warnings.catch_warnings():
@@ -184,7 +187,7 @@ def fit(
         order = train_idx if step == len(train_idx) else train_idx[torch.randperm(len(train_idx), generator=generator)]
         total = 0.0
         for start in range(0, len(order), step):
-            chunk = order[start:start + step]
+            chunk = order[start : start + step]
             if len(chunk) < 2 and len(order) >= 2:
                 continue  # batch norm cannot train on a single molecule
             output, representation = model(inputs.batch(chunk))
@@ -235,8 +238,21 @@ def train_model(
     seed_everything(seed, train.threads)
     model = model_class(**architecture)
     guide = guide_factory(architecture["hidden"]) if guide_factory else None
-    result = fit(model, inputs, labels, parts["train"], parts["valid"], task_type=task_type, scaler=scaler,
-                 lr=lr, weight_decay=weight_decay, epochs=train.epochs, patience=train.patience,
-                 batch_size=train.batch_size, seed=seed, guide=guide)
+    result = fit(
+        model,
+        inputs,
+        labels,
+        parts["train"],
+        parts["valid"],
+        task_type=task_type,
+        scaler=scaler,
+        lr=lr,
+        weight_decay=weight_decay,
+        epochs=train.epochs,
+        patience=train.patience,
+        batch_size=train.batch_size,
+        seed=seed,
+        guide=guide,
+    )
     outputs, representations = predict(result.model, inputs)
     return ModelRun(result, architecture, outputs.numpy(), representations.numpy())

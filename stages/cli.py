@@ -24,8 +24,11 @@ STAGES = {
     "evaluate": "score the four models; metrics, results table and plots",
 }
 
-app = typer.Typer(help="GALLON: LLM and GNN knowledge distilled into an MLP, as a DVC pipeline.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="GALLON: LLM and GNN knowledge distilled into an MLP, as a DVC pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file to read")
 
@@ -48,3 +51,7 @@ def _stage_command(name: str):
 
 for _name, _help in STAGES.items():
     app.command(_name, help=_help)(_stage_command(_name))
+
+app.command("predict", help="score SMILES with the trained student alone (no GNN, no LLM, no network)")(
+    importlib.import_module("stages.predict").command
+)

@@ -26,8 +26,15 @@ def build_requests(params_file: Path) -> list[DescribeRequest]:
         images = dict(zip(index["molecule_key"], index["image"], strict=True))
     requests = []
     for key, smiles in zip(molecules["key"], molecules["smiles"], strict=True):
-        prompt = build_prompt(smiles, Chem.MolFromSmiles(smiles), task.dataset, task.tasks, task.task_type,
-                              include_bonds=settings.bond_list, include_image=settings.image)
+        prompt = build_prompt(
+            smiles,
+            Chem.MolFromSmiles(smiles),
+            task.dataset,
+            task.tasks,
+            task.task_type,
+            include_bonds=settings.bond_list,
+            include_image=settings.image,
+        )
         image_file = ROOT / "render" / "images" / images[key] if images.get(key) else None
         image_png = image_file.read_bytes() if image_file is not None and image_file.is_file() else None
         requests.append(DescribeRequest(molecule_key=key, smiles=smiles, prompt=prompt, image_png=image_png))
@@ -37,8 +44,9 @@ def build_requests(params_file: Path) -> list[DescribeRequest]:
 def main(params_file: Path = Path("params.yaml")) -> None:
     settings = load_params(params_file).describe
     requests = build_requests(params_file)
-    outcome = describe_molecules(requests, make_describer(settings), settings, ShardStore(ROOT / "cache" / "describe"),
-                                 PROMPT_TEMPLATE_VERSION)
+    outcome = describe_molecules(
+        requests, make_describer(settings), settings, ShardStore(ROOT / "cache" / "describe"), PROMPT_TEMPLATE_VERSION
+    )
     out = stage_dir("describe")
     write_parquet(out / "descriptions.parquet", outcome.table)
     write_json(out / "summary.json", outcome.summary)

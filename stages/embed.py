@@ -27,7 +27,11 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     table[described] = vectors
     out = stage_dir("embed")
     np.savez(out / "embeddings.npz", keys=keys, vectors=table, described=described)
-    summary = {"molecules": len(keys), "embedded": int(described.sum()),
-               "without_description": int((~described).sum()), "dim": int(table.shape[1])}
+    summary = {
+        "molecules": len(keys),
+        "embedded": int(described.sum()),
+        "without_description": int((~described).sum()),
+        "dim": int(table.shape[1]),
+    }
     write_json(out / "summary.json", summary)
     print(f"embed: {summary}", file=sys.stderr)

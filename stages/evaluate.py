@@ -33,8 +33,13 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     table = results_table(scores, task.task_type, task.dataset, task.tasks)
     (out / "results.md").write_text(table)
     first_seed = params.train.seeds[0]
-    plot = pd.concat([curve_points(predictions[model, first_seed], labels, parts["test"], task.task_type, model)
-                      for model in MODELS], ignore_index=True)
+    plot = pd.concat(
+        [
+            curve_points(predictions[model, first_seed], labels, parts["test"], task.task_type, model)
+            for model in MODELS
+        ],
+        ignore_index=True,
+    )
     plot_name = "roc.csv" if task.task_type == "classification" else "parity.csv"
     plots = stage_dir("evaluate/plots")
     for stale in plots.glob("*.csv"):

@@ -23,12 +23,20 @@ def main(params_file: Path = Path("params.yaml")) -> None:
         tasks, task_type = list(dataset.csv.target_columns), dataset.csv.task_type
         smiles_column = dataset.csv.smiles_column
     if dataset.duplicates == "mean" and task_type == "classification":
-        raise SystemExit("dataset.duplicates: mean only makes sense for regression; "
-                         "use drop_conflicting or keep_first for classification")
+        raise SystemExit(
+            "dataset.duplicates: mean only makes sense for regression; "
+            "use drop_conflicting or keep_first for classification"
+        )
     table = read_table(path, smiles_column, tuple(tasks))
     spine = build_spine(
-        table, tasks, fragments=dataset.fragments, duplicates=dataset.duplicates, strict=dataset.strict,
-        split_method=params.split.method, train=params.split.train, valid=params.split.valid,
+        table,
+        tasks,
+        fragments=dataset.fragments,
+        duplicates=dataset.duplicates,
+        strict=dataset.strict,
+        split_method=params.split.method,
+        train=params.split.train,
+        valid=params.split.valid,
         seed=params.split.seed,
     )
     out = stage_dir("prepare")

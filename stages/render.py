@@ -14,10 +14,19 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     params = load_params(params_file)
     molecules = read_molecules()
     out = stage_dir("render")
-    index = render_molecules(molecules["key"].tolist(), molecules["smiles"].tolist(), out / "images",
-                             params.render.size, params.render.workers)
+    index = render_molecules(
+        molecules["key"].tolist(),
+        molecules["smiles"].tolist(),
+        out / "images",
+        params.render.size,
+        params.render.workers,
+    )
     write_parquet(out / "index.parquet", index)
-    summary = {"molecules_in": len(molecules), "rendered": int((index["status"] == "ok").sum()),
-               "failed": int((index["status"] != "ok").sum()), "size": params.render.size}
+    summary = {
+        "molecules_in": len(molecules),
+        "rendered": int((index["status"] == "ok").sum()),
+        "failed": int((index["status"] != "ok").sum()),
+        "size": params.render.size,
+    }
     write_json(out / "summary.json", summary)
     print(f"render: {summary}", file=sys.stderr)

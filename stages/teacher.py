@@ -28,11 +28,21 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     for seed in params.train.seeds:
         run = train_teacher(inputs, labels, parts, task.task_type, scaler, params.teacher, params.train, seed)
         seed_dir = out / f"seed_{seed}"
-        save_checkpoint(seed_dir / "gnn_teacher.pt", run.fit.model, f"gnn_teacher_{params.teacher.model}", run.architecture,
-                        task, scaler)
-        np.savez(seed_dir / "gnn_teacher.npz", keys=molecules["key"].to_numpy(dtype=str), outputs=run.outputs,
-                 representations=run.representations,
-                 predictions=scaler.to_label_space(run.outputs, task.task_type))
+        save_checkpoint(
+            seed_dir / "gnn_teacher.pt",
+            run.fit.model,
+            f"gnn_teacher_{params.teacher.model}",
+            run.architecture,
+            task,
+            scaler,
+        )
+        np.savez(
+            seed_dir / "gnn_teacher.npz",
+            keys=molecules["key"].to_numpy(dtype=str),
+            outputs=run.outputs,
+            representations=run.representations,
+            predictions=scaler.to_label_space(run.outputs, task.task_type),
+        )
         curves += [{"model": "gnn_teacher", "seed": seed, **row} for row in run.fit.history]
         print(f"teacher seed {seed}: best epoch {run.fit.best_epoch} of {len(run.fit.history)}", file=sys.stderr)
     pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)

@@ -17,8 +17,11 @@ from tests.conftest import PROJECT, SMALL_CSV
 class PipelineRepo:
     def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
-        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                    **(env or {})}
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            **(env or {}),
+        }
 
     @classmethod
     def create(cls, root: Path, params: dict, env: dict[str, str] | None = None) -> PipelineRepo:
@@ -57,16 +60,25 @@ def merged(base: dict, overrides: dict) -> dict:
     """`base` with `overrides` laid over it, section by section (nested mappings merge)."""
     result = dict(base)
     for key, value in overrides.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) \
-            else value
+        result[key] = (
+            merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+        )
     return result
 
 
 def small_params(**overrides: dict) -> dict:
     """The project's params.yaml made fast, on the hand-written 60-molecule CSV."""
     fast = {
-        "dataset": {"name": "csv", "csv": {"path": f"data/{SMALL_CSV.name}", "smiles_column": "smiles",
-                                            "target_columns": ["active"], "task_type": "classification"}},
+        "dataset": {
+            "name": "csv",
+            "csv": {
+                "path": f"data/{SMALL_CSV.name}",
+                "smiles_column": "smiles",
+                "target_columns": ["active"],
+                "task_type": "classification",
+            },
+        },
+        "split": {"method": "random", "train": 0.6, "valid": 0.2, "seed": 0},
         "render": {"size": 128, "workers": 1},
         "train": {"seeds": [0, 1], "epochs": 15, "patience": 10},
     }

@@ -161,3 +161,10 @@ def test_embed_schema_stores_float32_lists(tmp_path: Path) -> None:
     table = store.lookup_table(["e"], ["embedding"])
     assert pa.types.is_float32(table.schema.field("embedding").type.value_type)
     assert table.column("embedding").to_pylist() == [[0.5, 1.5]]
+
+
+def test_shard_without_key_column_is_reported(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"answer": ["x"]}), tmp_path / "part-0-nokey.parquet")
+    with pytest.raises(CorruptShardError, match="part-0-nokey.parquet"):
+        ShardStore(tmp_path).keys()
+    assert [problem.name for problem in ShardStore(tmp_path).verify().problems] == ["part-0-nokey.parquet"]

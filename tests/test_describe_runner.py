@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cache import DESCRIBE_SCHEMA, ShardStore
@@ -65,7 +66,7 @@ def run(server: LLMServer, store: ShardStore, items: list[DescribeRequest] | Non
 
 @pytest.fixture
 def store(tmp_path: Path) -> ShardStore:
-    return ShardStore(tmp_path / "cache" / "describe", DESCRIBE_SCHEMA)
+    return ShardStore(tmp_path / "cache" / "describe")  # no schema, as the stage opens it: the runner sets it
 
 
 def test_cache_key_covers_the_answer_inputs_only() -> None:
@@ -90,6 +91,7 @@ def test_second_and_third_runs_ask_nothing_and_run_settings_do_not_change_keys(
     assert again.table["description"].tolist() == first.table["description"].tolist()
     run(llm_server, store)
     assert llm_server.chat_hits == 10
+    assert all(pq.read_schema(path).equals(DESCRIBE_SCHEMA) for path in store.shard_paths())
 
 
 @pytest.mark.usefixtures("api_key")
@@ -206,6 +208,7 @@ def test_request_budget_stops_cleanly_and_a_rerun_continues(llm_server: LLMServe
     assert error.value.outcome.summary["status"]["skipped_budget"] == 6
     run(llm_server, store)
     assert llm_server.chat_hits == 10
+    assert all(pq.read_schema(path).equals(DESCRIBE_SCHEMA) for path in store.shard_paths())
 
 
 @pytest.mark.usefixtures("api_key")
@@ -215,6 +218,17 @@ def test_cost_budget_is_never_exceeded(llm_server: LLMServer, store: ShardStore)
         run(llm_server, store, max_cost_usd=0.5, **prices)
     summary = error.value.outcome.summary
     assert 0 < summary["cost_usd"] <= 0.5 and llm_server.chat_hits == summary["status"]["asked"] < 10
+
+
+@pytest.mark.usefixtures("api_key")
+def test_answers_that_fail_after_being_billed_count_against_the_cost_budget(
+    llm_server: LLMServer, store: ShardStore
+) -> None:
+    llm_server.script(*[Fault("length")] * 10, match="Describe")
+    prices = {"price_per_1k_prompt_tokens": 1.0, "price_per_1k_completion_tokens": 1.0, "max_tokens": 100}
+    with pytest.raises(BudgetExhausted):
+        run(llm_server, store, max_cost_usd=0.5, max_failure_fraction=1.0, **prices)
+    assert llm_server.chat_hits < 10
 
 
 @pytest.mark.usefixtures("api_key")

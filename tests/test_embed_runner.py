@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cache import EMBED_SCHEMA, ShardStore
@@ -24,7 +25,7 @@ def embedder(server: LLMServer, model: str = "e", max_retries: int = 0) -> OpenA
 
 @pytest.fixture
 def store(tmp_path: Path) -> ShardStore:
-    return ShardStore(tmp_path / "cache" / "embed", EMBED_SCHEMA)
+    return ShardStore(tmp_path / "cache" / "embed")  # no schema, as the stage opens it: the runner sets it
 
 
 def test_key_depends_on_provider_model_and_text_only() -> None:
@@ -56,6 +57,7 @@ def test_only_missing_distinct_texts_are_embedded(llm_server: LLMServer, store: 
     more = embed_texts(["text 5", "new a", "new b"], embedder(llm_server), store, batch_size=4)
     assert llm_server.embed_hits == 4 and llm_server.requests[-1]["input"] == ["new a", "new b"]
     assert np.array_equal(more[0], first[5])
+    assert all(pq.read_schema(path).equals(EMBED_SCHEMA) for path in store.shard_paths())
 
 
 @pytest.mark.usefixtures("api_key")

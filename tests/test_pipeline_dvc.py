@@ -50,3 +50,38 @@ def test_same_params_give_the_same_numbers(repo):
     before = (repo.root / "artifacts" / "evaluate" / "metrics.json").read_text()
     repo.run("dvc", "repro", "--force", "teacher", "distill", "evaluate")
     assert (repo.root / "artifacts" / "evaluate" / "metrics.json").read_text() == before
+
+
+def test_swapping_the_describe_provider_reruns_from_describe_and_back_costs_nothing(repo, llm_server, api_key):
+    repo.env["GALLON_TEST_API_KEY"] = api_key
+    params = repo.params()
+    offline = dict(params["describe"])
+    params["describe"].update(
+        {
+            "provider": "openai",
+            "model": "test-vision-model",
+            "base_url": llm_server.url,
+            "api_key_env": "GALLON_TEST_API_KEY",
+        }
+    )
+    repo.write_params(params)
+    assert sorted(repo.repro()) == ["describe", "distill", "embed", "evaluate"]
+    assert llm_server.chat_hits == 60
+
+    params["describe"] = offline
+    repo.write_params(params)
+    repo.repro()
+    params["describe"].update(
+        {
+            "provider": "openai",
+            "model": "test-vision-model",
+            "base_url": llm_server.url,
+            "api_key_env": "GALLON_TEST_API_KEY",
+        }
+    )
+    repo.write_params(params)
+    repo.repro()
+    assert llm_server.chat_hits == 60  # X -> Y -> X: every answer came from the cache
+
+    written = [path for path in repo.root.rglob("*") if path.is_file() and ".git" not in path.parts]
+    assert not [path for path in written if api_key.encode() in path.read_bytes()]

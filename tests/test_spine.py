@@ -24,7 +24,8 @@ def test_conflicting_duplicates_are_dropped_and_reported():
     spine = _build([*MOLECULES, ("CCO", 1), ("OCC", 0)])
     assert "CCO" not in set(spine.molecules["key"])
     assert spine.conflicts[["key", "source_rows", "action"]].to_dict("records") == [
-        {"key": "CCO", "source_rows": "7;8", "action": "dropped"}]
+        {"key": "CCO", "source_rows": "7;8", "action": "dropped"}
+    ]
     assert spine.summary["conflicting_keys_dropped"] == 1
 
 
@@ -54,10 +55,25 @@ def test_bad_rows_are_rejected_with_reasons_and_counts_add_up():
 
 
 def test_missing_labels_stay_missing_in_multitask_data():
-    table = pd.DataFrame({"row": [1, 2, 3, 4, 5], "raw_smiles": ["CCO", "CCN", "CCC", "c1ccccc1", "CCCl"],
-                          "a": [1, np.nan, 0, 1, 0], "b": [np.nan, 1, 0, 0, 1]})
-    spine = build_spine(table, ["a", "b"], fragments="keep_all", duplicates="drop_conflicting", strict=False,
-                        split_method="random", train=0.6, valid=0.2, seed=0)
+    table = pd.DataFrame(
+        {
+            "row": [1, 2, 3, 4, 5],
+            "raw_smiles": ["CCO", "CCN", "CCC", "c1ccccc1", "CCCl"],
+            "a": [1, np.nan, 0, 1, 0],
+            "b": [np.nan, 1, 0, 0, 1],
+        }
+    )
+    spine = build_spine(
+        table,
+        ["a", "b"],
+        fragments="keep_all",
+        duplicates="drop_conflicting",
+        strict=False,
+        split_method="random",
+        train=0.6,
+        valid=0.2,
+        seed=0,
+    )
     molecules = spine.molecules.set_index("key")
     assert np.isnan(molecules.loc["CCO", "b"]) and np.isnan(molecules.loc["CCN", "a"])
     assert spine.summary["labels_observed"] == {"a": 4, "b": 4}

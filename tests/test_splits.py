@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*ring-free")
-
 from pipeline.splits import SplitError, scaffold_of, split_molecules
 from tests.conftest import SMALL_CSV
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*ring-free")
 
 
 def _smiles():

@@ -65,8 +65,17 @@ def test_distillation_changes_the_student_and_zero_weights_do_not(data):
     source = Guidance(torch.as_tensor(teacher.outputs), torch.as_tensor(teacher.representations), 1.0)
     params = DistillParams()
     plain = train_student(inputs, labels, parts, "classification", scaler, params, TRAIN, 0, sources=[])
-    zero = train_student(inputs, labels, parts, "classification", scaler, params, TRAIN, 0,
-                         sources=[Guidance(source.outputs, source.representations, 0.0)])
+    zero = train_student(
+        inputs,
+        labels,
+        parts,
+        "classification",
+        scaler,
+        params,
+        TRAIN,
+        0,
+        sources=[Guidance(source.outputs, source.representations, 0.0)],
+    )
     guided = train_student(inputs, labels, parts, "classification", scaler, params, TRAIN, 0, sources=[source])
     assert np.array_equal(plain.outputs, zero.outputs)
     assert not np.array_equal(plain.outputs, guided.outputs)

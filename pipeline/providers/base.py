@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.errors import GallonError
+
 
 @dataclass(frozen=True)
 class DescribeRequest:
@@ -26,13 +28,17 @@ class Completion:
     completion_tokens: int = 0
 
 
-class ProviderError(RuntimeError):
-    """A request that failed; `kind` is the category counted in the stage summary."""
+class ProviderError(GallonError):
+    """A request that failed; `kind` is the category counted in the stage summary.
 
-    def __init__(self, kind: str, message: str, retryable: bool = False) -> None:
+    `retry_after` is the server's Retry-After in seconds, honoured by the runner before retrying.
+    """
+
+    def __init__(self, kind: str, message: str, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class FatalProviderError(ProviderError):

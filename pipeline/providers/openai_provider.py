@@ -19,6 +19,7 @@ import httpx2
 import numpy as np
 import openai
 
+from pipeline.errors import GallonError
 from pipeline.params import DescribeParams, EmbedParams
 from pipeline.providers import provider_name
 from pipeline.providers.base import Completion, DescribeRequest, FatalProviderError, ProviderError
@@ -26,8 +27,8 @@ from pipeline.providers.base import Completion, DescribeRequest, FatalProviderEr
 IMAGE_MIME = "image/png"
 
 
-class MissingApiKeyError(FatalProviderError):
-    """The env var that should hold the key is unset: stop before any work."""
+class MissingApiKeyError(FatalProviderError, GallonError):
+    """The env var that should hold the key is unset: stop before any work (the CLI prints it plainly)."""
 
 
 def read_api_key(env_name: str) -> str:
@@ -45,9 +46,7 @@ def read_api_key(env_name: str) -> str:
 
 def retryable(kind: str, message: str, retry_after: float | None = None) -> ProviderError:
     """A ProviderError the runner retries; `retry_after` carries the server's Retry-After in seconds."""
-    error = ProviderError(kind, message, retryable=True)
-    error.retry_after = retry_after
-    return error
+    return ProviderError(kind, message, retryable=True, retry_after=retry_after)
 
 
 def parse_retry_after(headers: object) -> float | None:

@@ -1,0 +1,182 @@
+"""Prediction speed of the student against the GNN teachers, and memory of `gallon predict` (a benchmark, not a test).
+
+All in one run on the same molecules of a real MoleculeNet set, one torch thread each:
+1. model-only: molecules/s of a forward pass on pre-featurised batches (student on atoms,
+   student on Morgan counts, GCN teacher, GINE teacher);
+2. end-to-end from SMILES: parse + featurise + forward, the way each model is used;
+   RDKit `Chem.MolFromSmiles` alone on the same SMILES as the reference limit (and PyG's
+   `from_smiles` for comparison);
+3. `gallon predict` on a file of --big SMILES (the set repeated), run as a subprocess:
+   wall time, rate and peak RSS (`getrusage(RUSAGE_CHILDREN)`).
+Targets: student model-only >= 5x GCN and >= 30x GINE; end-to-end predict >= 0.5x parse-only.
+Weights are freshly initialised at the pipeline's default sizes: speed does not depend on them.
+
+Run from the repository root: `python -m benchmarks.predict_speed [--dataset lipo] [--big 1000000]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from rdkit import Chem, rdBase
+from torch_geometric.utils import from_smiles
+
+from pipeline.artifacts import TaskInfo
+from pipeline.checkpoint import save_checkpoint
+from pipeline.datasets import MOLECULENET, locate_moleculenet
+from pipeline.featurize import collate, mol_to_graph
+from pipeline.models import AtomMLPStudent, GNNTeacher, VectorMLP
+from pipeline.params import DistillParams, StudentParams, TeacherParams
+from pipeline.predict import StudentPredictor
+from pipeline.student import student_architecture, student_inputs
+from pipeline.teacher import teacher_architecture
+from pipeline.train import LabelScaler
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 1024
+
+
+def best_rate(count: int, action: Callable[[], object], repeats: int) -> float:
+    """Molecules/s of the fastest of `repeats` runs (the machine is shared: the best is the least disturbed)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return count / min(times)
+
+
+def valid_smiles(dataset: str, limit: int) -> list[str]:
+    spec = MOLECULENET[dataset]
+    frame = pd.read_csv(locate_moleculenet(spec, ROOT / "artifacts" / "downloads"), dtype={spec.smiles_column: str})
+    with rdBase.BlockLogs():
+        smiles = [smi for smi in frame[spec.smiles_column].dropna() if Chem.MolFromSmiles(smi) is not None]
+    return smiles[:limit]
+
+
+def student_checkpoint(path: Path, inputs: str, smiles: list[str]) -> StudentPredictor:
+    """A student checkpoint written as the distill stage writes it (untrained weights), loaded for prediction."""
+    distill = DistillParams(student=StudentParams(inputs=inputs))
+    features = student_inputs(smiles, np.arange(len(smiles)), distill.student).features
+    architecture = student_architecture(distill, 1, features["dim"])
+    model = (AtomMLPStudent if inputs == "atoms" else VectorMLP)(**architecture)
+    save_checkpoint(path, model, "distilled_mlp", architecture, TaskInfo("bench", ["y"], "regression"),
+                    LabelScaler(np.zeros(1), np.ones(1)), {**features, "fragments": "keep_all"})
+    return StudentPredictor(path)
+
+
+@torch.no_grad()
+def model_only(mols: list[Chem.Mol], students: dict[str, StudentPredictor], repeats: int) -> dict[str, float]:
+    batches = [range(start, min(start + BATCH, len(mols))) for start in range(0, len(mols), BATCH)]
+    graphs = [mol_to_graph(mol) for mol in mols]
+    graph_batches = [collate([graphs[i] for i in batch]) for batch in batches]
+    fingerprint = students["fingerprint"]
+    vectors = torch.from_numpy(fingerprint.feature_scaler.transform(fingerprint.featurizer(mols)))
+    vector_batches = [vectors[batch.start:batch.stop] for batch in batches]
+    atom_student, fp_student = students["atoms"].model, fingerprint.model
+    models = {"gcn": GNNTeacher(**teacher_architecture(TeacherParams(model="gcn"), 1)).eval(),
+              "gine": GNNTeacher(**teacher_architecture(TeacherParams(model="gine"), 1)).eval()}
+    rates = {
+        "student_atoms": best_rate(len(mols), lambda: [atom_student(batch) for batch in graph_batches], repeats),
+        "student_fingerprint": best_rate(len(mols), lambda: [fp_student(batch) for batch in vector_batches], repeats),
+    }
+    for name, model in models.items():
+        rates[f"teacher_{name}"] = best_rate(len(mols), lambda model=model: [model(b) for b in graph_batches], repeats)
+    return rates
+
+
+@torch.no_grad()
+def end_to_end(smiles: list[str], students: dict[str, StudentPredictor], repeats: int) -> dict[str, float]:
+    teachers = {name: GNNTeacher(**teacher_architecture(TeacherParams(model=name), 1)).eval()
+                for name in ("gcn", "gine")}
+
+    def teacher_from_smiles(model: GNNTeacher) -> None:
+        for start in range(0, len(smiles), BATCH):
+            model(collate([mol_to_graph(Chem.MolFromSmiles(smi)) for smi in smiles[start:start + BATCH]]))
+
+    def student_from_smiles(predictor: StudentPredictor) -> None:
+        for start in range(0, len(smiles), BATCH):
+            predictor.predict_chunk(smiles[start:start + BATCH], start + 1)
+
+    rates = {"rdkit_parse_only": best_rate(len(smiles), lambda: [Chem.MolFromSmiles(smi) for smi in smiles], repeats),
+             "pyg_from_smiles": best_rate(len(smiles), lambda: [from_smiles(smi) for smi in smiles], 1)}
+    for name, predictor in students.items():
+        rates[f"student_{name}"] = best_rate(len(smiles), lambda p=predictor: student_from_smiles(p), repeats)
+    for name, model in teachers.items():
+        rates[f"teacher_{name}"] = best_rate(len(smiles), lambda m=model: teacher_from_smiles(m), repeats)
+    return rates
+
+
+def predict_million(smiles: list[str], total: int, workdir: Path) -> dict[str, float]:
+    """`gallon predict` on `total` SMILES (the set repeated) from parquet to parquet, in a child process."""
+    column = np.resize(np.array(smiles, dtype=object), total)
+    big = workdir / "big.parquet"
+    pq.write_table(pa.table({"smiles": pa.array(column, pa.string())}), big)
+    command = ["gallon", "predict", "-c", str(workdir / "atoms.pt"), "-i", str(big), "-o",
+               str(workdir / "out.parquet"), "--no-progress"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    rows = pq.ParquetFile(workdir / "out.parquet").metadata.num_rows
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"molecules": rows, "seconds": seconds, "rate": rows / seconds, "peak_rss_mib": peak_mib}
+
+
+def report(dataset: str, n: int, model: dict, e2e: dict, big: dict | None) -> str:
+    lines = [f"Molecules: the first {n} parsable SMILES of {dataset}; batches of {BATCH}; torch threads: 1.", "",
+             "| model | model-only mol/s | end-to-end from SMILES mol/s |", "|---|---|---|"]
+    names = {"student_atoms": "student, per-atom MLP (paper)", "student_fingerprint": "student, Morgan counts MLP",
+             "teacher_gcn": "GCN teacher (paper)", "teacher_gine": "GINE teacher"}
+    for key, label in names.items():
+        lines.append(f"| {label} | {model[key]:,.0f} | {e2e[key]:,.0f} |")
+    lines += [f"| RDKit `MolFromSmiles` alone | | {e2e['rdkit_parse_only']:,.0f} |",
+              f"| PyG `from_smiles` alone | | {e2e['pyg_from_smiles']:,.0f} |", "",
+              f"- student (atoms) model-only vs GCN teacher: {model['student_atoms'] / model['teacher_gcn']:.1f}x "
+              f"(target >= 5x); vs GINE teacher: {model['student_atoms'] / model['teacher_gine']:.1f}x (target >= 30x)",
+              f"- student (fingerprint) model-only vs GCN: {model['student_fingerprint'] / model['teacher_gcn']:.1f}x; "
+              f"vs GINE: {model['student_fingerprint'] / model['teacher_gine']:.1f}x",
+              f"- end-to-end student (atoms) / parse-only: {e2e['student_atoms'] / e2e['rdkit_parse_only']:.2f} "
+              f"(target >= 0.5); student (fingerprint) / parse-only: "
+              f"{e2e['student_fingerprint'] / e2e['rdkit_parse_only']:.2f}"]
+    if big:
+        lines.append(f"- `gallon predict` (atoms student, parquet in and out, chunks of 10,000): "
+                     f"{big['molecules']:,} SMILES in {big['seconds']:,.0f} s ({big['rate']:,.0f} mol/s), "
+                     f"peak RSS {big['peak_rss_mib']:,.0f} MiB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="lipo")
+    parser.add_argument("--molecules", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--big", type=int, default=1_000_000, help="SMILES for the gallon predict run; 0 skips it")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    smiles = valid_smiles(args.dataset, args.molecules)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        students = {inputs: student_checkpoint(workdir / f"{inputs}.pt", inputs, smiles)
+                    for inputs in ("atoms", "fingerprint")}
+        model = model_only([Chem.MolFromSmiles(smi) for smi in smiles], students, args.repeats)
+        e2e = end_to_end(smiles, students, args.repeats)
+        big = predict_million(smiles, args.big, workdir) if args.big else None
+    print(report(args.dataset, len(smiles), model, e2e, big))
+
+
+if __name__ == "__main__":
+    main()
