@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +64,19 @@ def read_json(path: Path, stage: str) -> dict:
         raise _missing(path, stage, f"is corrupt ({error})") from None
 
 
-def read_arrays(path: Path, stage: str) -> dict[str, np.ndarray]:
+def read_arrays(path: Path, stage: str, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every array in an .npz; `names` must be among them (an older or foreign file is reported, not a KeyError)."""
     if not path.is_file():
         raise _missing(path, stage, "is missing")
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise _missing(path, stage, f"is corrupt ({error})") from None
+            loaded = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _missing(path, stage, f"is corrupt ({type(error).__name__}: {error})") from None
+    absent = [name for name in names if name not in loaded]
+    if absent:
+        raise _missing(path, stage, f"lacks array(s) {absent} (has {sorted(loaded)})")
+    return loaded
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -92,9 +98,21 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def read_task(root: Path = ROOT) -> TaskInfo:
-    summary = read_json(root / "prepare" / "summary.json", "prepare")
-    return TaskInfo(**summary["task"])
+    path = root / "prepare" / "summary.json"
+    summary = read_json(path, "prepare")
+    try:
+        return TaskInfo(**summary["task"])
+    except (KeyError, TypeError) as error:
+        raise _missing(path, "prepare", f"has no valid 'task' entry ({error})") from None
+
+
+SPINE_COLUMNS = ("key", "smiles", "row", "split")
 
 
 def read_molecules(root: Path = ROOT) -> pd.DataFrame:
-    return read_parquet(root / "prepare" / "molecules.parquet", "prepare")
+    path = root / "prepare" / "molecules.parquet"
+    molecules = read_parquet(path, "prepare")
+    absent = [column for column in SPINE_COLUMNS if column not in molecules.columns]
+    if absent:
+        raise _missing(path, "prepare", f"lacks column(s) {absent}")
+    return molecules

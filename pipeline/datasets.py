@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import GallonError
@@ -224,10 +225,27 @@ def locate_moleculenet(spec: DatasetSpec, download_dir: Path) -> Path:
     return path
 
 
+def _numeric_labels(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """A label column as float64 (NaN = missing); text or infinities name the first bad row."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    blank = raw.isna() | (raw.astype(str).str.strip() == "")
+    bad = (values.isna() & ~blank) | np.isinf(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DatasetError(
+            f"{path} column {column!r} row {first + 1} holds {raw.iloc[first]!r}, not a finite number; "
+            "labels must be numeric (empty cells mean missing)"
+        )
+    return values
+
+
 def read_table(path: Path, smiles_column: str, target_columns: tuple[str, ...]) -> pd.DataFrame:
     """Raw rows with their 1-based data-row numbers; SMILES kept as text, labels as floats (NaN = missing)."""
     try:
         frame = pd.read_csv(path, dtype={smiles_column: str}, keep_default_na=True, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path} is empty: expected a header line and data rows") from None
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DatasetError(f"cannot read {path} as CSV: {error}") from None
     missing = [column for column in (smiles_column, *target_columns) if column not in frame.columns]
@@ -236,15 +254,25 @@ def read_table(path: Path, smiles_column: str, target_columns: tuple[str, ...]) 
             f"{path} has no column(s) {missing}; its columns are {list(frame.columns)[:20]}: "
             "fix dataset.csv.smiles_column / target_columns in params.yaml"
         )
+    if frame.empty:
+        raise DatasetError(f"{path} has a header but no data rows")
     table = pd.DataFrame({"row": range(1, len(frame) + 1), "raw_smiles": frame[smiles_column]})
     for column in target_columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
-        if bad.any():
-            first = int(bad.idxmax())
-            raise DatasetError(
-                f"{path} column {column!r} row {first + 1} holds {frame[column].iloc[first]!r}, not a number; "
-                "labels must be numeric (empty cells mean missing)"
-            )
-        table[column] = values.astype("float64")
+        table[column] = _numeric_labels(frame, column, path)
     return table
+
+
+def check_labels(table: pd.DataFrame, target_columns: tuple[str, ...], task_type: TaskType, path: Path) -> None:
+    """Classification labels must be 0 or 1: a 2 or 0.5 would silently train a wrong loss."""
+    if task_type != "classification":
+        return
+    for column in target_columns:
+        values = table[column]
+        bad = values.notna() & ~values.isin((0.0, 1.0))
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetError(
+                f"{path} column {column!r} row {int(table['row'].iloc[first])} holds {values.iloc[first]:g}; "
+                "classification labels must be 0 or 1 (empty = missing); "
+                "use task_type: regression for continuous values"
+            )

@@ -33,9 +33,9 @@ class FeatureError(GallonError, ValueError):
 class AtomTable:
     """Atom one-hot rows (identical to `featurize.atom_features`), each atom type computed once.
 
-    An atom's one-hot row depends only on eight properties, so molecules become lists of row
-    codes into a small table of distinct atom types; pooling and the per-atom student then
-    work on codes instead of rebuilding one-hot matrices.
+    An atom's one-hot row depends only on eight properties, so a molecule is fully described
+    by how many atoms of each distinct type it has: pooling, and the per-atom student, then
+    work on a small table of types instead of one row per atom.
     """
 
     def __init__(self) -> None:
@@ -45,9 +45,19 @@ class AtomTable:
 
     @staticmethod
     def _keys(mol: Chem.Mol) -> list[tuple]:
-        return [(atom.GetAtomicNum(), atom.GetDegree(), atom.GetFormalCharge(), atom.GetTotalNumHs(),
-                 atom.GetHybridization(), atom.GetChiralTag(), atom.GetIsAromatic(), atom.IsInRing())
-                for atom in mol.GetAtoms()]
+        return [
+            (
+                atom.GetAtomicNum(),
+                atom.GetDegree(),
+                atom.GetFormalCharge(),
+                atom.GetTotalNumHs(),
+                atom.GetHybridization(),
+                atom.GetChiralTag(),
+                atom.GetIsAromatic(),
+                atom.IsInRing(),
+            )
+            for atom in mol.GetAtoms()
+        ]
 
     def codes(self, mol: Chem.Mol) -> list[int]:
         """One table row index per atom, in atom order."""
@@ -66,21 +76,24 @@ class AtomTable:
         """(n_atom_types, ATOM_DIM) one-hot rows, indexed by code."""
         return self._table
 
-    def atom_matrix(self, mols: list[Chem.Mol]) -> tuple[np.ndarray, np.ndarray]:
-        """All atoms of `mols` stacked, (n_atoms, ATOM_DIM), and the atom count of each molecule."""
+    def type_counts(self, mols: list[Chem.Mol]) -> np.ndarray:
+        """(len(mols), n_atom_types) float64: how many atoms of each type each molecule has."""
         codes = [self.codes(mol) for mol in mols]
-        sizes = np.array([len(row) for row in codes], dtype=np.int64)
-        flat = np.fromiter((code for row in codes for code in row), dtype=np.int64, count=int(sizes.sum()))
-        return self.table[flat], sizes
+        owner = np.repeat(np.arange(len(mols)), [len(row) for row in codes])
+        flat = np.fromiter((code for row in codes for code in row), dtype=np.int64, count=len(owner))
+        n_types = len(self._rows)
+        return (
+            np.bincount(owner * n_types + flat, minlength=len(mols) * n_types)
+            .reshape(len(mols), n_types)
+            .astype(np.float64)
+        )
 
 
 def pooled_atoms(table: AtomTable, mols: list[Chem.Mol]) -> np.ndarray:
     """(n, 2 * ATOM_DIM): mean then sum of each molecule's atom one-hots."""
-    x, sizes = table.atom_matrix(mols)
-    owner = np.repeat(np.arange(len(mols)), sizes)
-    sums = np.zeros((len(mols), ATOM_DIM), dtype=np.float64)
-    np.add.at(sums, owner, x)
-    return np.hstack([sums / np.maximum(sizes, 1)[:, None], sums])
+    counts = table.type_counts(mols)
+    sums = counts @ table.table
+    return np.hstack([sums / np.maximum(counts.sum(1), 1)[:, None], sums])
 
 
 def descriptors(mol: Chem.Mol) -> np.ndarray:
@@ -125,9 +138,14 @@ class MoleculeFeaturizer:
 
     def settings(self) -> dict:
         """What a checkpoint must record to featurise new molecules identically."""
-        return {"format": FORMAT, "inputs": self.inputs, "fingerprint_radius": self.radius,
-                "fingerprint_bits": self.bits, "dim": self.dim,
-                "descriptor_names": list(DESCRIPTOR_NAMES) if "descriptors" in self.blocks else []}
+        return {
+            "format": FORMAT,
+            "inputs": self.inputs,
+            "fingerprint_radius": self.radius,
+            "fingerprint_bits": self.bits,
+            "dim": self.dim,
+            "descriptor_names": list(DESCRIPTOR_NAMES) if "descriptors" in self.blocks else [],
+        }
 
     def __call__(self, mols: list[Chem.Mol]) -> np.ndarray:
         """(len(mols), dim) float64, unscaled."""

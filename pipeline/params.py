@@ -6,14 +6,26 @@ out-of-range value fails before any work starts, with one message naming the key
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import GallonError
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NEVER_ECHOED = {"api_key_env"}  # a key pasted by mistake must not reach a log
 MOLECULENET_NAMES = ("bace", "bbbp", "clintox", "hiv", "esol", "freesolv", "lipo", "tox21", "sider")
 
 
@@ -23,6 +35,26 @@ class ParamsError(GallonError, ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str | None) -> str | None:
+    """Only http(s) with a host: file://, ftp:// or a bare path could read or send data somewhere unexpected."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http:// or https:// URL with a host (got {value!r})")
+    return value.strip()
+
+
+def _env_var_name(value: str) -> str:
+    """The *name* of the variable holding the key; the message never echoes the value, in case it is the key."""
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            "must be the name of an environment variable (letters, digits, _), such as OPENAI_API_KEY; "
+            "never put the key itself in params.yaml"
+        )
+    return value
 
 
 class CsvSource(Section):
@@ -62,7 +94,7 @@ class SplitParams(Section):
     method: Literal["scaffold", "random_scaffold", "random"] = "scaffold"
     train: float = Field(0.8, gt=0, lt=1)
     valid: float = Field(0.1, gt=0, lt=1)
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _room_for_test(self) -> SplitParams:
@@ -106,9 +138,12 @@ class DescribeParams(Section):
     @field_validator("base_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {value!r})")
-        return value
+        return _http_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        return _env_var_name(value)
 
 
 class EmbedParams(Section):
@@ -123,17 +158,31 @@ class EmbedParams(Section):
     @field_validator("base_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
-        return DescribeParams._http_only(value)
+        return _http_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        return _env_var_name(value)
 
 
 class TrainParams(Section):
     """Shared by every model trained: seeds and the optimiser loop."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     epochs: int = Field(800, ge=1)
     patience: int = Field(100, ge=1, description="epochs without validation gain before stopping")
     batch_size: int = Field(0, ge=0, description="0 = full batch, as in the paper")
     threads: int = Field(1, ge=0, description="torch CPU threads; 1 gives the same numbers on any machine, 0 = all")
+
+    workers: int = Field(0, ge=0, description="seeds trained side by side in processes; 0 = one per core")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct (got {value}); each seed writes its own seed_N outputs")
+        return value
 
 
 class TeacherParams(Section):
@@ -190,17 +239,35 @@ class Params(Section):
     distill: DistillParams = DistillParams()
 
 
+def _describe_item(item: dict) -> str:
+    """One error as `key: what is wrong (got value)`, with a hint for YAML's yes/no/on/off booleans."""
+    key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        return f"  {key}: unknown key; check the spelling against the documented params"
+    message = item["msg"]
+    value = item.get("input")
+    if item["type"] not in ("missing", "value_error") and not _NEVER_ECHOED.intersection(map(str, item["loc"])):
+        message += f" (got {value!r:.80})"
+    if isinstance(value, bool) and item["type"] != "bool_type":
+        message += "; YAML reads yes/no/on/off/true/false as booleans: quote the value"
+    return f"  {key}: {message}"
+
+
 def _describe_error(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key; check the spelling against the documented params"
-        elif item["type"] == "literal_error":
-            message = f"{message} (got {item.get('input')!r})"
-        lines.append(f"  {key}: {message}")
-    return "\n".join(lines)
+    return "\n".join(_describe_item(item) for item in error.errors())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load keeps the last of two equal keys without a word; a hand-edited file deserves an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_params(raw: dict | None) -> Params:
@@ -216,7 +283,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.exists():
         raise ParamsError(f"{path} not found: run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {error}") from None
     if raw is not None and not isinstance(raw, dict):

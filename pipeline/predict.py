@@ -12,7 +12,6 @@ import os
 import re
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import pipeline
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.chem import apply_fragment_policy, parse_smiles
 from pipeline.errors import GallonError
-from pipeline.featurize import ATOM_DIM, GraphBatch
+from pipeline.featurize import ATOM_DIM
 from pipeline.models import AtomMLPStudent, VectorMLP
 from pipeline.molecule_features import (
     DESCRIPTOR_NAMES,
@@ -59,50 +58,41 @@ def check_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     """Refuse, with the reason and the fix, a checkpoint whose features this code would not rebuild identically."""
     retrain = "retrain it with `dvc repro distill`"
     if checkpoint.kind not in STUDENT_KINDS:
-        raise PredictError(f"{path} is a {checkpoint.kind!r} checkpoint; gallon predict runs only the student "
-                           f"({' or '.join(STUDENT_KINDS)}), e.g. artifacts/distill/seed_0/distilled_mlp.pt")
+        raise PredictError(
+            f"{path} is a {checkpoint.kind!r} checkpoint; gallon predict runs only the student "
+            f"({' or '.join(STUDENT_KINDS)}), e.g. artifacts/distill/seed_0/distilled_mlp.pt"
+        )
     features, versions = checkpoint.features, checkpoint.versions
     written_by = versions.get("gallon", "unknown")
     if _release(written_by) != _release(pipeline.__version__):
-        raise PredictError(f"{path} was written by gallon {written_by}, this is gallon {pipeline.__version__}; "
-                           f"{retrain}")
+        raise PredictError(
+            f"{path} was written by gallon {written_by}, this is gallon {pipeline.__version__}; {retrain}"
+        )
     if features.get("format") != FORMAT:
-        raise PredictError(f"{path} uses feature format {features.get('format')!r}, this code reads format {FORMAT}; "
-                           f"{retrain}")
+        raise PredictError(
+            f"{path} uses feature format {features.get('format')!r}, this code reads format {FORMAT}; {retrain}"
+        )
     expected = ATOM_DIM if features.get("inputs") == "atoms" else featurizer_for(features).dim
     if features.get("descriptor_names") and features["descriptor_names"] != list(DESCRIPTOR_NAMES):
-        raise PredictError(f"{path} was trained on RDKit {versions.get('rdkit')} descriptors, which differ from those "
-                           f"of the installed RDKit {rdkit.__version__}; {retrain}")
+        raise PredictError(
+            f"{path} was trained on RDKit {versions.get('rdkit')} descriptors, which differ from those "
+            f"of the installed RDKit {rdkit.__version__}; {retrain}"
+        )
     if not features.get("dim") == checkpoint.architecture.get("in_dim") == expected:
-        raise PredictError(f"{path} expects {checkpoint.architecture.get('in_dim')} input features "
-                           f"(recorded: {features.get('dim')}), but {features.get('inputs')!r} gives {expected} here; "
-                           f"{retrain}")
+        raise PredictError(
+            f"{path} expects {checkpoint.architecture.get('in_dim')} input features "
+            f"(recorded: {features.get('dim')}), but {features.get('inputs')!r} gives {expected} here; "
+            f"{retrain}"
+        )
 
 
 def featurizer_for(features: dict) -> MoleculeFeaturizer:
     try:
-        return MoleculeFeaturizer(str(features.get("inputs")), int(features["fingerprint_radius"]),
-                                  int(features["fingerprint_bits"]))
+        return MoleculeFeaturizer(
+            str(features.get("inputs")), int(features["fingerprint_radius"]), int(features["fingerprint_bits"])
+        )
     except (KeyError, TypeError, ValueError, FeatureError) as error:
         raise PredictError(f"checkpoint feature settings are incomplete or unknown ({error})") from None
-
-
-def edgeless_batch(x: np.ndarray, sizes: np.ndarray) -> GraphBatch:
-    """Molecules as graphs without edges: all the per-atom student reads (atoms and the mean-pool operator)."""
-    n_atoms, n_graphs = len(x), len(sizes)
-    counts = torch.from_numpy(sizes)
-    batch = torch.repeat_interleave(torch.arange(n_graphs), counts)
-    inverse_sizes = 1.0 / counts.clamp(min=1).float()
-    atoms = torch.arange(n_atoms)
-    crow = torch.zeros(n_graphs + 1, dtype=torch.long)
-    crow[1:] = torch.cumsum(counts, 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta", as in featurize.collate
-        mean_pool = torch.sparse_csr_tensor(crow, atoms, inverse_sizes[batch], (n_graphs, n_atoms))
-        identity = torch.sparse_csr_tensor(torch.arange(n_atoms + 1), atoms, torch.ones(n_atoms), (n_atoms, n_atoms))
-    empty = torch.zeros((2, 0), dtype=torch.long)
-    return GraphBatch(torch.from_numpy(x), empty, torch.zeros((0, 0)), batch, n_graphs, identity, mean_pool,
-                      inverse_sizes)
 
 
 @dataclass
@@ -133,41 +123,69 @@ class StudentPredictor:
         self.model.load_state_dict(checkpoint.state_dict)
         self.model.eval()
         self.canonical_for_stereo = self.per_atom or self.featurizer.sensitive_to_atom_order
-        self.rdkit_warning = (None if checkpoint.versions.get("rdkit") == rdkit.__version__ else
-                              f"checkpoint trained with RDKit {checkpoint.versions.get('rdkit')}, "
-                              f"running RDKit {rdkit.__version__}: features may differ slightly")
+        self.rdkit_warning = (
+            None
+            if checkpoint.versions.get("rdkit") == rdkit.__version__
+            else f"checkpoint trained with RDKit {checkpoint.versions.get('rdkit')}, "
+            f"running RDKit {rdkit.__version__}: features may differ slightly"
+        )
 
     def parse(self, smiles: list[object]) -> Parsed:
-        """Molecules prepared as the training set was: fragment policy, and prepare's atom order where it matters."""
+        """Molecules prepared as the training set was: fragment policy, and prepare's atom order where it matters.
+
+        Chiral tags (CW/CCW) are relative to atom order, and training saw molecules re-read from
+        prepare's canonical SMILES; so when the features hold chiral tags, a stereo SMILES is
+        re-read from its canonical form too. (`MolToSmiles` of the default parse equals
+        `parse_smiles`'s key on all 4,427 stereo molecules of the nine MoleculeNet sets.)
+        """
         mols, errors = [], []
         with rdBase.BlockLogs():
-            fast = [Chem.MolFromSmiles(raw.strip()) if isinstance(raw, str) and raw.strip() else None
-                    for raw in smiles]
-        for raw, mol in zip(smiles, fast, strict=True):
-            text = raw if isinstance(raw, str) else ""
-            if mol is None or mol.GetNumHeavyAtoms() == 0 or (self.canonical_for_stereo and "@" in text):
-                # Slow path, rare: the pipeline's own parser, for its reason or for prepare's canonical atom order.
-                parsed = parse_smiles(raw, self.fragments)
-                mol = None if parsed.mol is None else Chem.MolFromSmiles(parsed.key)
-                if mol is None:
-                    errors.append(f"{parsed.reason}: {_TIMESTAMP.sub('', parsed.message)}")
+            fast = [Chem.MolFromSmiles(raw.strip()) if isinstance(raw, str) and raw.strip() else None for raw in smiles]
+            for raw, mol in zip(smiles, fast, strict=True):
+                if mol is None or mol.GetNumHeavyAtoms() == 0:
+                    errors.append(self._reason(raw))
                     continue
-            elif self.fragments != "keep_all" and "." in text:
-                mol = apply_fragment_policy(mol, self.fragments)
-            mols.append(mol)
-            errors.append("")
+                if self.fragments != "keep_all" and "." in raw:
+                    mol = apply_fragment_policy(mol, self.fragments)
+                if self.canonical_for_stereo and "@" in raw:
+                    mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+                mols.append(mol)
+                errors.append("")
         return Parsed(mols, errors)
 
+    def _reason(self, raw: object) -> str:
+        """Why a SMILES is unusable, in the words of prepare's own parser (the slow path, for failures only)."""
+        parsed = parse_smiles(raw, self.fragments)
+        if parsed.mol is not None:  # usable by prepare's two-step parse but not by MolFromSmiles
+            return "parse: RDKit's default parser rejects this SMILES"
+        return f"{parsed.reason}: {_TIMESTAMP.sub('', parsed.message)}"
+
     @torch.no_grad()
+    def featurise(self, mols: list[Chem.Mol]) -> torch.Tensor:
+        """What the model reads: scaled molecule vectors, or for the per-atom student each molecule's atom-type mix."""
+        if not self.per_atom:
+            return torch.from_numpy(self.feature_scaler.transform(self.featurizer(mols)))
+        counts = self.atoms.type_counts(mols)
+        return torch.from_numpy(counts / np.maximum(counts.sum(1, keepdims=True), 1)).float()
+
+    @torch.no_grad()
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Model-space outputs for `featurise`d molecules.
+
+        Without edges, the per-atom student's encoding of an atom depends only on its type, so
+        the mean over a molecule's atoms is the type-mix-weighted mean of the encoded type table:
+        the same numbers as `AtomMLPStudent.forward`, with the encoder run once per atom type.
+        """
+        if not self.per_atom:
+            return self.model(features)[0]
+        types = torch.from_numpy(self.atoms.table[: features.shape[1]])
+        return self.model.head(features @ self.model.encoder(types))
+
     def predict_mols(self, mols: list[Chem.Mol]) -> np.ndarray:
         """(len(mols), n_tasks): probabilities for classification, label units for regression."""
         if not mols:
             return np.zeros((0, len(self.task.tasks)))
-        if self.per_atom:
-            output, _ = self.model(edgeless_batch(*self.atoms.atom_matrix(mols)))
-        else:
-            vectors = self.feature_scaler.transform(self.featurizer(mols))
-            output, _ = self.model(torch.from_numpy(vectors))
+        output = self.forward(self.featurise(mols))
         return self.label_scaler.to_label_space(output.double().numpy(), self.task.task_type)
 
     def predict_chunk(self, smiles: list[object], first_row: int) -> pd.DataFrame:
@@ -176,16 +194,26 @@ class StudentPredictor:
         ok = np.array([not error for error in parsed.errors], dtype=bool)
         values = np.full((len(smiles), len(self.task.tasks)), np.nan)
         values[ok] = self.predict_mols(parsed.mols)
-        frame = pd.DataFrame({"row": np.arange(first_row, first_row + len(smiles), dtype=np.int64),
-                              "smiles": [raw if isinstance(raw, str) else "" for raw in smiles]})
+        frame = pd.DataFrame(
+            {
+                "row": np.arange(first_row, first_row + len(smiles), dtype=np.int64),
+                "smiles": [raw if isinstance(raw, str) else "" for raw in smiles],
+            }
+        )
         for column, task in enumerate(self.task.tasks):
             frame[task] = values[:, column]
         frame["error"] = parsed.errors
         return frame
 
     def schema(self) -> pa.Schema:
-        return pa.schema([("row", pa.int64()), ("smiles", pa.string()),
-                          *[(task, pa.float64()) for task in self.task.tasks], ("error", pa.string())])
+        return pa.schema(
+            [
+                ("row", pa.int64()),
+                ("smiles", pa.string()),
+                *[(task, pa.float64()) for task in self.task.tasks],
+                ("error", pa.string()),
+            ]
+        )
 
 
 @dataclass
@@ -207,17 +235,19 @@ def _count_csv_rows(path: Path) -> int:
 
 def _csv_chunks(path: Path, column: str, size: int) -> Iterator[list[object]]:
     options = pacsv.ReadOptions(block_size=1 << 22)
-    convert = pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.string()},
-                                   strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(
+        include_columns=[column], column_types={column: pa.string()}, strings_can_be_null=True
+    )
     try:
         reader = pacsv.open_csv(path, read_options=options, convert_options=convert)
         for batch in reader:
             values = batch.column(0).to_pylist()
             for start in range(0, len(values), size):
-                yield values[start:start + size]
+                yield values[start : start + size]
     except (pa.ArrowInvalid, KeyError) as error:
-        raise PredictError(f"cannot read column {column!r} of {path} as CSV ({error}); "
-                           "name the SMILES column with --smiles-column") from None
+        raise PredictError(
+            f"cannot read column {column!r} of {path} as CSV ({error}); name the SMILES column with --smiles-column"
+        ) from None
 
 
 def _parquet_chunks(file: pq.ParquetFile, column: str, size: int) -> Iterator[list[object]]:
@@ -230,8 +260,9 @@ def open_source(smiles: list[str] | None, path: Path | None, column: str, chunk_
     if (path is None) == (not smiles):
         raise PredictError("give SMILES as arguments or --input FILE (CSV or parquet), not both and not neither")
     if path is None:
-        return Source(iter([list(smiles[start:start + chunk_size]) for start in range(0, len(smiles), chunk_size)]),
-                      len(smiles))
+        return Source(
+            iter([list(smiles[start : start + chunk_size]) for start in range(0, len(smiles), chunk_size)]), len(smiles)
+        )
     if not path.is_file():
         raise PredictError(f"input file {path} does not exist")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -240,8 +271,10 @@ def open_source(smiles: list[str] | None, path: Path | None, column: str, chunk_
         except (pa.ArrowException, OSError) as error:
             raise PredictError(f"{path} is not a readable parquet file ({error})") from None
         if column not in file.schema_arrow.names:
-            raise PredictError(f"{path} has no column {column!r}; its columns are {file.schema_arrow.names[:20]}: "
-                               "name the SMILES column with --smiles-column")
+            raise PredictError(
+                f"{path} has no column {column!r}; its columns are {file.schema_arrow.names[:20]}: "
+                "name the SMILES column with --smiles-column"
+            )
         return Source(_parquet_chunks(file, column, chunk_size), file.metadata.num_rows)
     if path.suffix.lower() in (".csv", ".smi", ".txt"):
         return Source(_csv_chunks(path, column, chunk_size), _count_csv_rows(path))
@@ -298,8 +331,15 @@ class PredictSummary:
 def predict_smiles(predictor: StudentPredictor, source: Source, sink: Sink, progress: bool = True) -> PredictSummary:
     """Score every chunk of `source` into `sink`, with a done/total, rate and ETA bar on stderr."""
     started, done, invalid = time.perf_counter(), 0, 0
-    with tqdm(total=source.total, unit="mol", unit_scale=True, disable=not progress, file=sys.stderr,
-              mininterval=1.0, desc="predict") as bar:
+    with tqdm(
+        total=source.total,
+        unit="mol",
+        unit_scale=True,
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=1.0,
+        desc="predict",
+    ) as bar:
         for chunk in source.chunks:
             frame = predictor.predict_chunk(chunk, first_row=done + 1)
             sink.write(frame)

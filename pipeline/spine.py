@@ -36,33 +36,28 @@ class Spine:
 def _merge_duplicates(
     parsed: pd.DataFrame, tasks: list[str], policy: DuplicatePolicy
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Collapse rows sharing a key; returns (molecules, conflict report)."""
-    rows, conflicts = [], []
-    for key, group in parsed.groupby("key", sort=False):
-        record = {
-            "key": key,
-            "smiles": key,
-            "row": int(group["row"].iloc[0]),
-            "source_rows": ";".join(str(row) for row in group["row"]),
+    """Collapse rows sharing a key; returns (molecules, conflict report). Vectorised: HIV has 41k keys."""
+    groups = parsed.groupby("key", sort=False)
+    merged = pd.DataFrame(
+        {
+            "key": list(groups.groups),
+            "row": groups["row"].first().to_numpy(dtype=np.int64),
+            "source_rows": groups["row"].agg(lambda rows: ";".join(map(str, rows))).to_numpy(),
         }
-        conflicting = [task for task in tasks if group[task].dropna().round(6).nunique() > 1]
-        if conflicting and policy == "drop_conflicting":
-            conflicts.append({**record, "tasks": ";".join(conflicting), "action": "dropped"})
-            continue
-        for task in tasks:
-            observed = group[task].dropna()
-            if observed.empty:
-                record[task] = np.nan
-            elif policy == "mean":
-                record[task] = float(observed.mean())
-            else:
-                record[task] = float(observed.iloc[0])
-        if conflicting:
-            conflicts.append({**record, "tasks": ";".join(conflicting), "action": policy})
-        rows.append(record)
-    columns = ["key", "smiles", "row", "source_rows", *tasks]
-    conflict_columns = ["key", "smiles", "row", "source_rows", "tasks", "action"]
-    return pd.DataFrame(rows, columns=columns), pd.DataFrame(conflicts, columns=conflict_columns)
+    )
+    merged.insert(1, "smiles", merged["key"])
+    distinct = parsed[tasks].round(6).groupby(parsed["key"], sort=False).nunique()
+    conflicting = distinct.to_numpy() > 1
+    values = (groups[tasks].mean() if policy == "mean" else groups[tasks].first()).to_numpy(dtype=np.float64)
+    merged[tasks] = values if len(merged) else np.empty((0, len(tasks)))
+    has_conflict = conflicting.any(axis=1)
+    task_names = np.array(tasks, dtype=object)
+    conflicts = merged.loc[has_conflict, ["key", "smiles", "row", "source_rows"]].copy()
+    conflicts["tasks"] = [";".join(task_names[mask]) for mask in conflicting[has_conflict]]
+    conflicts["action"] = "dropped" if policy == "drop_conflicting" else policy
+    if policy == "drop_conflicting":
+        merged = merged[~has_conflict]
+    return merged.reset_index(drop=True), conflicts.reset_index(drop=True)
 
 
 def build_spine(

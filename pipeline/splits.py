@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Literal
 
 import numpy as np
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from pipeline.errors import GallonError
@@ -22,7 +22,8 @@ class SplitError(GallonError, ValueError):
 
 def scaffold_of(smiles: str) -> str:
     """Bemis-Murcko scaffold with chirality; '' for ring-free molecules (they share one set)."""
-    mol = Chem.MolFromSmiles(smiles)
+    with rdBase.BlockLogs():  # RDKit's per-molecule hydrogen notes are noise here; prepare already parsed these
+        mol = Chem.MolFromSmiles(smiles)
     return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=True)
 
 
@@ -44,6 +45,7 @@ def _fill(groups: list[list[int]], n: int, train: float, valid: float) -> np.nda
 def split_molecules(smiles: list[str], method: SplitMethod, train: float, valid: float, seed: int) -> np.ndarray:
     """One part name per molecule. Molecules must already be unique by key."""
     n = len(smiles)
+    ring_free = 0
     if n < 3:
         raise SplitError(f"{n} molecule(s) cannot fill train, valid and test; the dataset needs at least 3")
     if method == "random":
@@ -53,14 +55,15 @@ def split_molecules(smiles: list[str], method: SplitMethod, train: float, valid:
         by_scaffold: dict[str, list[int]] = defaultdict(list)
         for index, smi in enumerate(smiles):
             by_scaffold[scaffold_of(smi)].append(index)
-        if "" in by_scaffold and len(by_scaffold[""]) > (1 - train - valid) * n:
+        ring_free = len(by_scaffold.get("", []))
+        if ring_free > (1 - train - valid) * n:
             warnings.warn(
-                f"{len(by_scaffold[''])} ring-free molecules share the empty scaffold and stay in one part",
+                f"{ring_free} of {n} molecules are ring-free: they share the empty scaffold and stay in one part",
                 stacklevel=2,
             )
         groups = list(by_scaffold.values())
         if method == "scaffold":
-            groups.sort(key=lambda group: (-len(group), group[0]))
+            groups.sort(key=lambda group: (-len(group), -group[0]))  # ties: larger first index first
         else:  # shuffled, but sets too big for valid or test go first (chemprop's "balanced" scaffold split)
             rng = np.random.default_rng(seed)
             limit = min(valid, 1 - train - valid) * n / 2
@@ -71,8 +74,9 @@ def split_molecules(smiles: list[str], method: SplitMethod, train: float, valid:
     counts = {part: int((parts == part).sum()) for part in PARTS}
     empty = [part for part, count in counts.items() if count == 0]
     if empty:
+        why = f" ({ring_free} are ring-free and share the empty scaffold, which cannot be divided)" if ring_free else ""
         raise SplitError(
-            f"{method} split of {n} molecules left {', '.join(empty)} empty (sizes {counts}); "
+            f"{method} split of {n} molecules{why} left {', '.join(empty)} empty (sizes {counts}); "
             "use more data, split.method: random, or other split fractions"
         )
     return parts

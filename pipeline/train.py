@@ -8,10 +8,13 @@ distillation terms are on one scale whatever the units.
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
 import random
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +37,16 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
+
+
+def map_seeds(function: Callable[[int], object], seeds: list[int], workers: int) -> list:
+    """`function(seed)` for every seed, in forked processes side by side (each seed is independent
+    and single-threaded, so the numbers do not depend on how many run at once)."""
+    workers = min(len(seeds), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return [function(seed) for seed in seeds]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(function, seeds))
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,12 @@ for _name, _help in STAGES.items():
 app.command("predict", help="score SMILES with the trained student alone (no GNN, no LLM, no network)")(
     importlib.import_module("stages.predict").command
 )
+
+
+@app.command("plan", help="what `gallon describe` would send and cost, and how much is cached; sends nothing")
+def plan(params_file: Path = PARAMS_OPTION) -> None:
+    """The describe plan; needs no API key, so it is safe to run before deciding to pay."""
+    run_reporting_errors(importlib.import_module("stages.describe").print_plan, params_file)
+
+
+app.add_typer(importlib.import_module("stages.cache").app, name="cache")

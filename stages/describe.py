@@ -9,11 +9,13 @@ from rdkit import Chem
 
 from pipeline.artifacts import ROOT, read_molecules, read_parquet, read_task, stage_dir, write_json, write_parquet
 from pipeline.cache import ShardStore
-from pipeline.describe import describe_molecules
+from pipeline.describe import DescribePlan, describe_molecules, plan_describe
 from pipeline.params import load_params
 from pipeline.prompts import PROMPT_TEMPLATE_VERSION, build_prompt
 from pipeline.providers import make_describer
 from pipeline.providers.base import DescribeRequest
+
+CACHE = ROOT / "cache" / "describe"
 
 
 def build_requests(params_file: Path) -> list[DescribeRequest]:
@@ -44,10 +46,19 @@ def build_requests(params_file: Path) -> list[DescribeRequest]:
 def main(params_file: Path = Path("params.yaml")) -> None:
     settings = load_params(params_file).describe
     requests = build_requests(params_file)
-    outcome = describe_molecules(
-        requests, make_describer(settings), settings, ShardStore(ROOT / "cache" / "describe"), PROMPT_TEMPLATE_VERSION
-    )
+    provider = make_describer(settings)
+    outcome = describe_molecules(requests, provider, settings, ShardStore(CACHE), PROMPT_TEMPLATE_VERSION)
     out = stage_dir("describe")
     write_parquet(out / "descriptions.parquet", outcome.table)
     write_json(out / "summary.json", outcome.summary)
     print(f"describe: {outcome.summary}", file=sys.stderr)
+
+
+def plan(params_file: Path = Path("params.yaml")) -> DescribePlan:
+    """What `main` would send and cost: the same requests and cache, but no provider (so no API key)."""
+    settings = load_params(params_file).describe
+    return plan_describe(build_requests(params_file), settings, ShardStore(CACHE), PROMPT_TEMPLATE_VERSION)
+
+
+def print_plan(params_file: Path = Path("params.yaml")) -> None:
+    print(plan(params_file).format())

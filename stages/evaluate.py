@@ -23,7 +23,8 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     for model in MODELS:
         for seed in params.train.seeds:
             stage = _STAGE_OF[model]
-            predictions[model, seed] = read_arrays(ROOT / stage / f"seed_{seed}" / f"{model}.npz", stage)["predictions"]
+            path = ROOT / stage / f"seed_{seed}" / f"{model}.npz"
+            predictions[model, seed] = read_arrays(path, stage, ("predictions",))["predictions"]
     for note in undefined_tasks(labels, parts, task.task_type, task.tasks):
         print(f"warning: {task.metric} undefined for {note}: one class only; left out of the mean", file=sys.stderr)
     scores = score_predictions(predictions, labels, parts, task.task_type, task.tasks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 from pipeline.artifacts import read_molecules, stage_dir, write_json, write_parquet
@@ -22,10 +23,12 @@ def main(params_file: Path = Path("params.yaml")) -> None:
         params.render.workers,
     )
     write_parquet(out / "index.parquet", index)
+    failed = index["status"] != "ok"
     summary = {
         "molecules_in": len(molecules),
         "rendered": int((index["status"] == "ok").sum()),
-        "failed": int((index["status"] != "ok").sum()),
+        "failed": int(failed.sum()),
+        "failed_by_reason": dict(Counter(index.loc[failed, "error"].str.split(":").str[0])),
         "size": params.render.size,
     }
     write_json(out / "summary.json", summary)

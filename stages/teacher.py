@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from pipeline.featurize import graphs_from_smiles
 from pipeline.params import load_params
 from pipeline.spine import label_matrix, split_indices
 from pipeline.teacher import train_teacher
-from pipeline.train import GraphInputs, LabelScaler
+from pipeline.train import GraphInputs, LabelScaler, map_seeds
 
 
 def main(params_file: Path = Path("params.yaml")) -> None:
@@ -25,8 +26,9 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     inputs = GraphInputs(graphs_from_smiles(molecules["smiles"].tolist()))
     out = stage_dir("teacher")
     curves = []
-    for seed in params.train.seeds:
-        run = train_teacher(inputs, labels, parts, task.task_type, scaler, params.teacher, params.train, seed)
+    train_one = partial(train_teacher, inputs, labels, parts, task.task_type, scaler, params.teacher, params.train)
+    runs = map_seeds(train_one, params.train.seeds, params.train.workers)
+    for seed, run in zip(params.train.seeds, runs, strict=True):
         seed_dir = out / f"seed_{seed}"
         save_checkpoint(
             seed_dir / "gnn_teacher.pt",

@@ -38,6 +38,10 @@ class PipelineRepo:
         repo.run("dvc", "config", "core.analytics", "false")
         return repo
 
+    @staticmethod
+    def project_params() -> dict:
+        return yaml.safe_load((PROJECT / "params.yaml").read_text())
+
     def write_params(self, params: dict) -> None:
         (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -82,5 +86,4 @@ def small_params(**overrides: dict) -> dict:
         "render": {"size": 128, "workers": 1},
         "train": {"seeds": [0, 1], "epochs": 15, "patience": 10},
     }
-    base = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    return merged(merged(base, fast), overrides)
+    return merged(merged(PipelineRepo.project_params(), fast), overrides)

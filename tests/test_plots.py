@@ -38,7 +38,11 @@ def test_the_test_split_plot_matches_the_task_type(shown):
     present, absent = ("test_roc", "test_parity") if task_type == "classification" else ("test_parity", "test_roc")
     (plot,) = plots["data"][present]
     assert {row["model"] for row in plot["content"]["data"]["values"]} == {
-        "plain_mlp", "llm_prior", "gnn_teacher", "distilled_mlp"}
+        "plain_mlp",
+        "llm_prior",
+        "gnn_teacher",
+        "distilled_mlp",
+    }
     assert plots["data"][absent] == []  # the other task type's file is not written
     assert [error["name"] for error in plots.get("errors", [])] == [absent]
     html = (html_dir / "index.html").read_text()

@@ -1,3 +1,5 @@
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from pipeline.featurize import graphs_from_smiles
 from pipeline.params import DistillParams, TeacherParams, TrainParams
 from pipeline.student import train_student
 from pipeline.teacher import train_teacher
-from pipeline.train import GraphInputs, LabelScaler, label_loss
+from pipeline.train import GraphInputs, LabelScaler, label_loss, map_seeds
 from tests.conftest import SMALL_CSV
 
 TRAIN = TrainParams(seeds=[0], epochs=15, patience=15)
@@ -106,3 +108,13 @@ def test_regression_labels_are_standardised_on_train_only():
     scaler = LabelScaler.fit(y[:3], "regression")
     assert scaler.mean[0] == 2.0 and scaler.std[0] == 1.0
     assert np.allclose(scaler.from_model(scaler.to_model(y[:2])), y[:2])
+
+
+def test_seeds_trained_side_by_side_give_the_same_numbers_as_one_by_one(data):
+    inputs, labels, parts = data
+    scaler = LabelScaler.fit(labels[parts["train"]], "classification")
+    train_one = partial(train_teacher, inputs, labels, parts, "classification", scaler, TeacherParams(), TRAIN)
+    serial = map_seeds(train_one, [0, 1], workers=1)
+    parallel = map_seeds(train_one, [0, 1], workers=2)
+    for one, other in zip(serial, parallel, strict=True):
+        assert np.array_equal(one.outputs, other.outputs)
