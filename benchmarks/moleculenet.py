@@ -44,7 +44,7 @@ CONFIGS = {
     "paper": {"teacher": {"model": "gcn"}, "distill": {"terms": "paper", "student": {"inputs": "atoms"}}},
     "best": {
         "teacher": {"model": "gine"},
-        "distill": {"terms": "both", "student": {"inputs": "fingerprint+descriptors", "dropout": 0.2}},
+        "distill": {"terms": "both", "student": {"inputs": "fingerprint+descriptors", "hidden": 128, "dropout": 0.5}},
     },
 }
 ROWS = (  # (config, model in scores.csv, label in the table)
@@ -93,11 +93,15 @@ def workspace_params(dataset: str, seeds: list[int], config: str) -> dict:
     return merged(merged(base, common), CONFIGS[config])
 
 
+def venv_env() -> dict[str, str]:
+    """This interpreter's bin first on PATH, so `gallon` and `chemprop` are the ones installed next to it."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run_stage(stage: str, workspace: Path) -> float:
     """`gallon <stage>` in the workspace; returns its wall time in seconds."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.perf_counter()
-    result = subprocess.run(["gallon", stage], cwd=workspace, env=env, capture_output=True, text=True)
+    result = subprocess.run(["gallon", stage], cwd=workspace, env=venv_env(), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"gallon {stage} failed in {workspace}:\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -159,7 +163,7 @@ def chemprop_scores(workspace: Path, seeds: list[int], epochs: int | None) -> tu
         ]
         if epochs:
             command += ["--epochs", str(epochs)]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+        result = subprocess.run(command, capture_output=True, text=True, cwd=folder, env=venv_env())
         if result.returncode != 0:
             raise RuntimeError(f"chemprop failed for seed {seed}:\n{result.stderr[-3000:]}")
         predicted = pd.read_csv(next(out.rglob("test_predictions.csv")))

@@ -188,7 +188,7 @@ def report(dataset: str, n: int, model: dict, e2e: dict, big: dict | None) -> st
     ]
     if big:
         lines.append(
-            f"- `gallon predict` (atoms student, parquet in and out, chunks of 10,000): "
+            f"- `gallon predict` (atoms student, parquet in and out, chunks of 2,000): "
             f"{big['molecules']:,} SMILES in {big['seconds']:,.0f} s ({big['rate']:,.0f} mol/s), "
             f"peak RSS {big['peak_rss_mib']:,.0f} MiB"
         )

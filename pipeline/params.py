@@ -7,7 +7,7 @@ out-of-range value fails before any work starts, with one message naming the key
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -64,6 +64,15 @@ class CsvSource(Section):
     smiles_column: str = "smiles"
     target_columns: list[str] = Field(min_length=1)
     task_type: Literal["classification", "regression"]
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_folder(cls, value: str) -> str:
+        """dvc.yaml tracks `data/` as prepare's input: a CSV elsewhere would change unseen."""
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        if len(parts) < 2 or parts[0] != "data" or ".." in parts:
+            raise ValueError(f"put the CSV in the project's data/ folder and name it data/<file> (got {value!r})")
+        return value
 
 
 class DatasetParams(Section):

@@ -143,7 +143,7 @@ class StudentPredictor:
             fast = [Chem.MolFromSmiles(raw.strip()) if isinstance(raw, str) and raw.strip() else None for raw in smiles]
             for raw, mol in zip(smiles, fast, strict=True):
                 if mol is None or mol.GetNumHeavyAtoms() == 0:
-                    errors.append(self._reason(raw))
+                    errors.append(None)
                     continue
                 if self.fragments != "keep_all" and "." in raw:
                     mol = apply_fragment_policy(mol, self.fragments)
@@ -151,6 +151,7 @@ class StudentPredictor:
                     mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
                 mols.append(mol)
                 errors.append("")
+        errors = [self._reason(raw) if error is None else error for raw, error in zip(smiles, errors, strict=True)]
         return Parsed(mols, errors)
 
     def _reason(self, raw: object) -> str:

@@ -28,7 +28,7 @@ def command(
     checkpoint: Annotated[
         Path, typer.Option("--checkpoint", "-c", help="student checkpoint (.pt)")
     ] = DEFAULT_CHECKPOINT,
-    chunk_size: Annotated[int, typer.Option(min=1, help="molecules per chunk (bounds memory)")] = 10_000,
+    chunk_size: Annotated[int, typer.Option(min=1, help="molecules per chunk (bounds memory)")] = 2_000,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
 ) -> None:
     """Predict with the student alone: RDKit featurisation and an MLP, no GNN, no LLM, no network."""

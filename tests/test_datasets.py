@@ -56,7 +56,8 @@ def test_a_non_numeric_label_names_its_row_and_column(tmp_path, value):
 
 def test_a_missing_column_lists_the_columns_there_are(tmp_path):
     path = _write(tmp_path, "SMILES,activity\nCCO,1\n")
-    with pytest.raises(DatasetError, match=r"no column\(s\) \['smiles', 'y'\]; its columns are \['SMILES', 'activity'\]"):
+    expected = r"no column\(s\) \['smiles', 'y'\]; its columns are \['SMILES', 'activity'\]"
+    with pytest.raises(DatasetError, match=expected):
         read_table(path, "smiles", ("y",))
 
 

@@ -88,6 +88,7 @@ def test_invalid_smiles_become_error_rows_in_place(trained):
         assert (row["error"].split(":")[0] == reason) if reason else row["error"] == ""
         assert np.isnan(row["logp"]) == bool(reason)
     assert frame["error"].iloc[-2].startswith("empty")
+    assert "unclosed ring" in frame[frame["smiles"] == "C1CC"]["error"].iloc[0]  # RDKit's own words
     assert np.isclose(frame["logp"].iloc[-1], expected[0, 0], atol=1e-5)  # aspirin, the first training molecule
 
 
