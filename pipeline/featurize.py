@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from torch import Tensor
 from torch_geometric.data import Data
 
@@ -126,9 +126,9 @@ def mol_to_graph(mol: Chem.Mol, y: np.ndarray | None = None) -> Data:
 def graphs_from_smiles(smiles: list[str], labels: np.ndarray | None = None) -> list[Data]:
     """Graphs for canonical SMILES that prepare already validated."""
     graphs = []
-    for index, smi in enumerate(smiles):
-        mol = Chem.MolFromSmiles(smi)
-        graphs.append(mol_to_graph(mol, None if labels is None else labels[index]))
+    with rdBase.BlockLogs():  # re-parsing keys prepare already validated: RDKit's notes are noise here
+        for index, smi in enumerate(smiles):
+            graphs.append(mol_to_graph(Chem.MolFromSmiles(smi), None if labels is None else labels[index]))
     return graphs
 
 

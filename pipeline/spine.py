@@ -129,3 +129,15 @@ def split_indices(molecules: pd.DataFrame) -> dict[str, np.ndarray]:
 def label_matrix(molecules: pd.DataFrame, tasks: list[str]) -> np.ndarray:
     """(n_molecules, n_tasks) float64, NaN where a label is missing."""
     return molecules[tasks].to_numpy(dtype=np.float64)
+
+
+def training_data_summary(labels: np.ndarray, parts: dict[str, np.ndarray], tasks: list[str]) -> dict:
+    """What a training stage saw: molecules per part, and labels observed per part and task (missing masked)."""
+    return {
+        "molecules_in": int(len(labels)),
+        "molecules_per_part": {part: int(len(index)) for part, index in parts.items()},
+        "labels_observed": {
+            part: {task: int((~np.isnan(labels[index, column])).sum()) for column, task in enumerate(tasks)}
+            for part, index in parts.items()
+        },
+    }

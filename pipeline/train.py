@@ -39,14 +39,29 @@ def seed_everything(seed: int, threads: int = 0) -> None:
         torch.set_num_threads(threads)
 
 
+_SEED_JOB: Callable[[int], object] | None = None
+
+
+def _run_seed_job(seed: int) -> object:
+    return _SEED_JOB(seed)
+
+
 def map_seeds(function: Callable[[int], object], seeds: list[int], workers: int) -> list:
-    """`function(seed)` for every seed, in forked processes side by side (each seed is independent
-    and single-threaded, so the numbers do not depend on how many run at once)."""
+    """`function(seed)` for every seed, in forked processes side by side.
+
+    Each seed is independent and single-threaded, so the numbers do not depend on how many run at
+    once. Workers inherit `function` (and its data) through fork; only seeds and results are pickled.
+    """
+    global _SEED_JOB
     workers = min(len(seeds), workers or os.cpu_count() or 1)
     if workers <= 1:
         return [function(seed) for seed in seeds]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(function, seeds))
+    _SEED_JOB = function
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_run_seed_job, seeds))
+    finally:
+        _SEED_JOB = None
 
 
 @dataclass(frozen=True)

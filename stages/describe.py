@@ -7,7 +7,16 @@ from pathlib import Path
 
 from rdkit import Chem
 
-from pipeline.artifacts import ROOT, read_molecules, read_parquet, read_task, stage_dir, write_json, write_parquet
+from pipeline.artifacts import (
+    ROOT,
+    ArtifactError,
+    read_molecules,
+    read_parquet,
+    read_task,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 from pipeline.cache import ShardStore
 from pipeline.describe import DescribePlan, describe_molecules, plan_describe
 from pipeline.params import load_params
@@ -37,10 +46,28 @@ def build_requests(params_file: Path) -> list[DescribeRequest]:
             include_bonds=settings.bond_list,
             include_image=settings.image,
         )
-        image_file = ROOT / "render" / "images" / images[key] if images.get(key) else None
-        image_png = image_file.read_bytes() if image_file is not None and image_file.is_file() else None
-        requests.append(DescribeRequest(molecule_key=key, smiles=smiles, prompt=prompt, image_png=image_png))
+        requests.append(
+            DescribeRequest(
+                molecule_key=key,
+                smiles=smiles,
+                prompt=prompt,
+                image_png=_picture(images.get(key)) if settings.image else None,
+            )
+        )
     return requests
+
+
+def _picture(image_name: object) -> bytes | None:
+    """The PNG render drew; None where it could not draw the molecule (the runner records that)."""
+    if not isinstance(image_name, str):
+        return None
+    path = ROOT / "render" / "images" / image_name
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path} is listed in artifacts/render/index.parquet but missing; "
+            "rebuild it with `dvc repro render` (or `gallon render`)"
+        )
+    return path.read_bytes()
 
 
 def main(params_file: Path = Path("params.yaml")) -> None:

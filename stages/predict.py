@@ -46,7 +46,8 @@ def main(
     chunk_size: int,
     progress: bool,
 ) -> None:
-    from pipeline.predict import Sink, StudentPredictor, open_source, predict_smiles
+    from pipeline.predict import StudentPredictor, predict_smiles
+    from pipeline.smiles_io import Sink, open_source
 
     predictor = StudentPredictor(checkpoint)
     if predictor.rdkit_warning:

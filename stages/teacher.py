@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.artifacts import read_molecules, read_task, stage_dir
+from pipeline.artifacts import read_molecules, read_task, stage_dir, write_json
 from pipeline.checkpoint import save_checkpoint
 from pipeline.featurize import graphs_from_smiles
 from pipeline.params import load_params
-from pipeline.spine import label_matrix, split_indices
+from pipeline.spine import label_matrix, split_indices, training_data_summary
 from pipeline.teacher import train_teacher
 from pipeline.train import GraphInputs, LabelScaler, map_seeds
 
@@ -48,3 +48,9 @@ def main(params_file: Path = Path("params.yaml")) -> None:
         curves += [{"model": "gnn_teacher", "seed": seed, **row} for row in run.fit.history]
         print(f"teacher seed {seed}: best epoch {run.fit.best_epoch} of {len(run.fit.history)}", file=sys.stderr)
     pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)
+    summary = training_data_summary(labels, parts, task.tasks)
+    summary["seeds"] = {
+        str(seed): {"best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history)}
+        for seed, run in zip(params.train.seeds, runs, strict=True)
+    }
+    write_json(out / "summary.json", summary)

@@ -27,8 +27,9 @@ NORMAL = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccncc1", "CCO", "CCN", "CCCl", "CC(=O)O", 
 SPLIT = {"method": "random", "train": 0.6, "valid": 0.2, "seed": 0}
 
 
-def _csv(rows: list[tuple[str, object]], path: Path = Path("data.csv")) -> dict:
+def _csv(rows: list[tuple[str, object]], path: Path = Path("data/rows.csv")) -> dict:
     """Write `smiles,y` rows; returns the matching dataset params."""
+    path.parent.mkdir(exist_ok=True)
     pd.DataFrame(rows, columns=["smiles", "y"]).to_csv(path, index=False)
     csv = {"path": str(path), "smiles_column": "smiles", "target_columns": ["y"], "task_type": "classification"}
     return {"name": "csv", "csv": csv}
@@ -163,6 +164,16 @@ def test_deleted_or_foreign_prepare_outputs_are_named(prepared):
     assert "artifacts/prepare/summary.json is missing; rebuild it with `dvc repro prepare`" in _gallon("teacher")[1]
     pd.DataFrame({"key": ["CCO"]}).to_parquet(prepared / "prepare" / "molecules.parquet")
     assert "lacks column(s) ['smiles', 'row', 'split']" in _one_error_line(*_gallon("render"))
+
+
+def test_a_deleted_picture_is_named_not_silently_skipped(prepared):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    assert _gallon("render", {**params, "render": {"size": 64, "workers": 1}})[0] == 0
+    victim = sorted((prepared / "render" / "images").glob("*.png"))[0]
+    victim.unlink()
+    stderr = _one_error_line(*_gallon("describe"))
+    assert f"{victim.name} is listed in artifacts/render/index.parquet but missing" in stderr
+    assert "`dvc repro render`" in stderr
 
 
 def test_truncated_or_outdated_model_outputs_are_named(prepared):

@@ -190,3 +190,19 @@ def test_teacher_checkpoint_is_refused_by_the_command(tmp_path, raw_smiles):
     save_checkpoint(tmp_path / "teacher.pt", run.fit.model, "gnn_teacher_gcn", run.architecture, TASK, scaler)
     result = CliRunner().invoke(app, ["predict", "-c", str(tmp_path / "teacher.pt"), "CCO"])
     assert result.exit_code == 2 and "runs only the student" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "give SMILES as arguments or --input"),
+        (["-i", "{tmp}/missing.csv"], "does not exist"),
+        (["-i", "{tmp}/in.csv"], "--smiles-column"),
+        (["-i", "{tmp}/in.csv", "--smiles-column", "structure", "-o", "{tmp}/out.xlsx"], "name it .csv or .parquet"),
+    ],
+)
+def test_unusable_inputs_and_outputs_get_one_clear_line(vector_checkpoint, tmp_path, arguments, message):
+    pd.DataFrame({"structure": ["CCO"]}).to_csv(tmp_path / "in.csv", index=False)
+    command = ["predict", "-c", str(vector_checkpoint), *[arg.format(tmp=tmp_path) for arg in arguments]]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output

@@ -50,20 +50,25 @@ def _files(root: Path) -> set[Path]:
 def test_prepare_writes_only_under_artifacts_whatever_names_and_paths_hold(tmp_path, monkeypatch):
     sandbox = tmp_path / "sandbox"
     repo = sandbox / "deep" / "repo"
-    repo.mkdir(parents=True)
-    outside = sandbox / "elsewhere" / "data.csv"
-    outside.parent.mkdir()
+    (repo / "data").mkdir(parents=True)
     column = "../../etc/passwd"
     smiles = ["CCO", "c1ccccc1", "CCN", "c1ccncc1", "CC(=O)O", "CCCl", "CCOCC", "CC#N", "C1CCCCC1", "CCC"]
-    pd.DataFrame({"smiles": smiles, column: [index % 2 for index in range(10)]}).to_csv(outside, index=False)
+    frame = pd.DataFrame({"smiles": smiles, column: [index % 2 for index in range(10)]})
+    frame.to_csv(repo / "data" / "rows.csv", index=False)
+    (sandbox / "elsewhere").mkdir()
+    frame.to_csv(sandbox / "elsewhere" / "rows.csv", index=False)
     monkeypatch.chdir(repo)
+    csv = {"target_columns": [column], "task_type": "classification"}
 
     code, stderr = _gallon("prepare", {"dataset": {"name": "../../etc"}})
     assert code == 2 and "unknown dataset '../../etc'" in stderr
+    for path in ("../../elsewhere/rows.csv", "data/../../elsewhere/rows.csv", "/etc/passwd"):
+        code, stderr = _gallon("prepare", {"dataset": {"name": "csv", "csv": {**csv, "path": path}}})
+        assert code == 2 and "dataset.csv.path: Value error, put the CSV in the project's data/ folder" in stderr
 
     before = _files(sandbox)
-    csv = {"path": "../../elsewhere/data.csv", "target_columns": [column], "task_type": "classification"}
-    code, stderr = _gallon("prepare", {"dataset": {"name": "csv", "csv": csv}, "split": {"method": "random"}})
+    params = {"dataset": {"name": "csv", "csv": {**csv, "path": "data/rows.csv"}}, "split": {"method": "random"}}
+    code, stderr = _gallon("prepare", params)
     assert code == 0, stderr
     written = _files(sandbox) - before
     assert written == {
