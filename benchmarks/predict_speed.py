@@ -40,7 +40,7 @@ from pipeline.datasets import MOLECULENET, locate_moleculenet
 from pipeline.featurize import collate, mol_to_graph
 from pipeline.models import AtomMLPStudent, GNNTeacher, VectorMLP
 from pipeline.params import DistillParams, StudentParams, TeacherParams
-from pipeline.predict import StudentPredictor
+from pipeline.predict import StudentPredictor, scored_chunks
 from pipeline.student import student_architecture, student_inputs
 from pipeline.teacher import teacher_architecture
 from pipeline.train import LabelScaler
@@ -49,14 +49,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1024
 
 
-def best_rate(count: int, action: Callable[[], object], repeats: int) -> float:
-    """Molecules/s of the fastest of `repeats` runs (the machine is shared: the best is the least disturbed)."""
-    times = []
+def best_rates(count: int, actions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Molecules/s of each action's fastest run; repeats are interleaved round-robin.
+
+    The machine is shared: interleaving exposes every action to the same load, and the
+    fastest run is the least disturbed one.
+    """
+    times: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return count / min(times)
+        for name, action in actions.items():
+            started = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - started)
+    return {name: count / min(values) for name, values in times.items()}
 
 
 def valid_smiles(dataset: str, limit: int) -> list[str]:
@@ -90,20 +95,16 @@ def model_only(mols: list[Chem.Mol], students: dict[str, StudentPredictor], repe
     """Forward passes only, on batches featurised beforehand the way each model is fed at prediction time."""
     batches = [mols[start : start + BATCH] for start in range(0, len(mols), BATCH)]
     graph_batches = [collate([mol_to_graph(mol) for mol in batch]) for batch in batches]
-    rates = {}
+    actions = {}
     for name, student in students.items():
         features = [student.featurise(batch) for batch in batches]
-        rates[f"student_{name}"] = best_rate(
-            len(mols), lambda s=student, f=features: [s.forward(x) for x in f], repeats
-        )
+        actions[f"student_{name}"] = lambda s=student, f=features: [s.forward(x) for x in f]
     per_atom = students["atoms"].model  # the same student run atom by atom on graph batches, as in training
-    rates["student_atoms_per_atom"] = best_rate(
-        len(mols), lambda: [per_atom(batch) for batch in graph_batches], repeats
-    )
+    actions["student_atoms_per_atom"] = lambda: [per_atom(batch) for batch in graph_batches]
     for name in ("gcn", "gine"):
         model = GNNTeacher(**teacher_architecture(TeacherParams(model=name), 1)).eval()
-        rates[f"teacher_{name}"] = best_rate(len(mols), lambda m=model: [m(batch) for batch in graph_batches], repeats)
-    return rates
+        actions[f"teacher_{name}"] = lambda m=model: [m(batch) for batch in graph_batches]
+    return best_rates(len(mols), actions, repeats)
 
 
 @torch.no_grad()
@@ -120,14 +121,16 @@ def end_to_end(smiles: list[str], students: dict[str, StudentPredictor], repeats
         for start in range(0, len(smiles), BATCH):
             predictor.predict_chunk(smiles[start : start + BATCH], start + 1)
 
-    rates = {
-        "rdkit_parse_only": best_rate(len(smiles), lambda: [Chem.MolFromSmiles(smi) for smi in smiles], repeats),
-        "pyg_from_smiles": best_rate(len(smiles), lambda: [from_smiles(smi) for smi in smiles], 1),
+    chunks = [smiles[start : start + BATCH] for start in range(0, len(smiles), BATCH)]
+    actions = {
+        "rdkit_parse_only": lambda: [Chem.MolFromSmiles(smi) for smi in smiles],
+        "student_atoms": lambda: student_from_smiles(students["atoms"]),
+        "student_fingerprint": lambda: student_from_smiles(students["fingerprint"]),
+        "student_atoms_2_workers": lambda: list(scored_chunks(students["atoms"], iter(chunks), workers=2)),
+        **{f"teacher_{name}": lambda m=model: teacher_from_smiles(m) for name, model in teachers.items()},
     }
-    for name, predictor in students.items():
-        rates[f"student_{name}"] = best_rate(len(smiles), lambda p=predictor: student_from_smiles(p), repeats)
-    for name, model in teachers.items():
-        rates[f"teacher_{name}"] = best_rate(len(smiles), lambda m=model: teacher_from_smiles(m), repeats)
+    rates = best_rates(len(smiles), actions, repeats)
+    rates |= best_rates(len(smiles), {"pyg_from_smiles": lambda: [from_smiles(smi) for smi in smiles]}, 1)
     return rates
 
 
@@ -175,6 +178,7 @@ def report(dataset: str, n: int, model: dict, e2e: dict, big: dict | None) -> st
         f"| student, per-atom MLP run atom by atom (as in training) | {model['student_atoms_per_atom']:,.0f} | |"
     )
     lines += [
+        f"| student, per-atom MLP, 2 worker processes (`--workers 2`) | | {e2e['student_atoms_2_workers']:,.0f} |",
         f"| RDKit `MolFromSmiles` alone | | {e2e['rdkit_parse_only']:,.0f} |",
         f"| PyG `from_smiles` alone | | {e2e['pyg_from_smiles']:,.0f} |",
         "",

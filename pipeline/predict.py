@@ -9,9 +9,12 @@ reason, never a crash.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import sys
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,19 +228,53 @@ class PredictSummary:
         return self.molecules / self.seconds if self.seconds > 0 else float("nan")
 
 
-def predict_smiles(predictor: StudentPredictor, source: Source, sink: Sink, progress: bool = True) -> PredictSummary:
+_WORKER: list[StudentPredictor] = []
+"""The predictor a pool worker inherited at fork."""
+
+
+def _start_worker(predictor: StudentPredictor) -> None:
+    torch.set_num_threads(1)
+    _WORKER.append(predictor)
+
+
+def _score(chunk: list[object], first_row: int) -> pd.DataFrame:
+    return _WORKER[0].predict_chunk(chunk, first_row)
+
+
+def _numbered(chunks: Iterator[list[object]]) -> Iterator[tuple[list[object], int]]:
+    first_row = 1
+    for chunk in chunks:
+        yield chunk, first_row
+        first_row += len(chunk)
+
+
+def scored_chunks(predictor: StudentPredictor, chunks: Iterator[list[object]], workers: int) -> Iterator[pd.DataFrame]:
+    """Scored chunks in input order; with workers > 1, parsing and featurising (CPU-bound) run in forked processes.
+
+    At most 2 x workers chunks are in flight, so memory stays bounded however long the input.
+    """
+    if workers <= 1:
+        yield from (predictor.predict_chunk(*job) for job in _numbered(chunks))
+        return
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (predictor,)) as pool:
+        pending: deque = deque()
+        for job in _numbered(chunks):
+            pending.append(pool.apply_async(_score, job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def predict_smiles(
+    predictor: StudentPredictor, source: Source, sink: Sink, progress: bool = True, workers: int = 1
+) -> PredictSummary:
     """Score every chunk of `source` into `sink`, with a done/total, rate and ETA bar on stderr."""
     started, done, invalid = time.perf_counter(), 0, 0
     with tqdm(
-        total=source.total,
-        unit="mol",
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=1.0,
-        desc="predict",
+        total=source.total, unit="mol", disable=not progress, file=sys.stderr, mininterval=1.0, desc="predict"
     ) as bar:
-        for chunk in source.chunks:
-            frame = predictor.predict_chunk(chunk, first_row=done + 1)
+        for frame in scored_chunks(predictor, source.chunks, workers):
             sink.write(frame)
             done += len(frame)
             invalid += int((frame["error"] != "").sum())

@@ -30,11 +30,12 @@ def command(
     ] = DEFAULT_CHECKPOINT,
     chunk_size: Annotated[int, typer.Option(min=1, help="molecules per chunk (bounds memory)")] = 2_000,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="processes parsing and featurising (1 = this one)")] = 1,
 ) -> None:
     """Predict with the student alone: RDKit featurisation and an MLP, no GNN, no LLM, no network."""
     from stages.cli import run_reporting_errors
 
-    run_reporting_errors(main, smiles, input_path, smiles_column, output, checkpoint, chunk_size, progress)
+    run_reporting_errors(main, smiles, input_path, smiles_column, output, checkpoint, chunk_size, progress, workers)
 
 
 def main(
@@ -45,6 +46,7 @@ def main(
     checkpoint: Path,
     chunk_size: int,
     progress: bool,
+    workers: int = 1,
 ) -> None:
     from pipeline.predict import StudentPredictor, predict_smiles
     from pipeline.smiles_io import Sink, open_source
@@ -53,7 +55,7 @@ def main(
     if predictor.rdkit_warning:
         print(f"warning: {predictor.rdkit_warning}", file=sys.stderr)
     source = open_source(smiles, input_path, smiles_column, chunk_size)
-    summary = predict_smiles(predictor, source, Sink(output, predictor.schema()), progress)
+    summary = predict_smiles(predictor, source, Sink(output, predictor.schema()), progress, workers)
     print(
         f"predict: {summary.molecules} molecules, {summary.invalid} invalid, {summary.rate:,.0f} mol/s"
         + (f" -> {output}" if output else ""),

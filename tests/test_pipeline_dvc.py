@@ -56,30 +56,19 @@ def test_swapping_the_describe_provider_reruns_from_describe_and_back_costs_noth
     repo.env["GALLON_TEST_API_KEY"] = api_key
     params = repo.params()
     offline = dict(params["describe"])
-    params["describe"].update(
-        {
-            "provider": "openai",
-            "model": "test-vision-model",
-            "base_url": llm_server.url,
-            "api_key_env": "GALLON_TEST_API_KEY",
-        }
-    )
-    repo.write_params(params)
+    server = {
+        "provider": "openai",
+        "model": "test-vision-model",
+        "base_url": llm_server.url,
+        "api_key_env": "GALLON_TEST_API_KEY",
+    }
+    repo.write_params({**params, "describe": {**offline, **server}})
     assert sorted(repo.repro()) == ["describe", "distill", "embed", "evaluate"]
     assert llm_server.chat_hits == 60
 
-    params["describe"] = offline
-    repo.write_params(params)
+    repo.write_params({**params, "describe": offline})
     repo.repro()
-    params["describe"].update(
-        {
-            "provider": "openai",
-            "model": "test-vision-model",
-            "base_url": llm_server.url,
-            "api_key_env": "GALLON_TEST_API_KEY",
-        }
-    )
-    repo.write_params(params)
+    repo.write_params({**params, "describe": {**offline, **server}})
     repo.repro()
     assert llm_server.chat_hits == 60  # X -> Y -> X: every answer came from the cache
 

@@ -137,6 +137,19 @@ def test_csv_and_parquet_round_trip_through_the_command(trained, raw_smiles, tmp
     assert list(tmp_path.glob(".*partial")) == []
 
 
+def test_worker_processes_give_the_same_rows_in_the_same_order(vector_checkpoint, raw_smiles, tmp_path):
+    pd.DataFrame({"smiles": [*raw_smiles, "C1CC"] * 3}).to_csv(tmp_path / "in.csv", index=False)
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}.csv"
+        command = ["predict", "-c", str(vector_checkpoint), "-i", str(tmp_path / "in.csv"), "-o", str(out)]
+        result = CliRunner().invoke(app, [*command, "--chunk-size", "16", "--workers", workers, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        outputs.append(pd.read_csv(out, keep_default_na=False, na_values=[""]))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert outputs[1]["row"].tolist() == list(range(1, 184))
+
+
 def test_smiles_arguments_print_csv(trained):
     path, expected = trained
     result = CliRunner().invoke(app, ["predict", "-c", str(path), "--no-progress", "CC(=O)Oc1ccccc1C(=O)O", "C1CC"])
