@@ -54,7 +54,7 @@ ROWS = (  # (config, model in scores.csv, label in the table)
     ("paper", "distilled_mlp", "distilled MLP, paper config"),
     ("best", "gnn_teacher", "GINE teacher"),
     ("best", "plain_mlp", "plain MLP (fingerprint+descriptors)"),
-    ("best", "distilled_mlp", "distilled MLP, best config"),
+    ("best", "distilled_mlp", "distilled MLP, 'best' config (picked on BACE valid)"),
     ("chemprop", "chemprop", "chemprop D-MPNN"),
 )
 PUBLISHED = {  # METHOD.md, deterministic scaffold split; ROC-AUC % or RMSE
@@ -83,6 +83,8 @@ NOTES = """\
   fingerprint+descriptors / descriptors / fingerprint; hidden 32 / 128; dropout 0 / 0.2 / 0.5;
   0.735 for the one chosen, vs 0.721 for the GCN teacher): a small search on one dataset, so
   it is not the best configuration for every dataset (see FreeSolv).
+- Wall times were measured on the shared 2-core VM while other jobs ran (load average 3-4),
+  so they are upper bounds; compare them within a column, not across runs.
 - chemprop: `chemprop train` 2.2.4 with its defaults (D-MPNN, 50 epochs, checkpoint at the
   best validation loss), `--splits-column` fed prepare's split, `--pytorch-seed`/`--data-seed`
   = our seed; its test predictions are scored by our own metric code.
@@ -220,7 +222,7 @@ def run_dataset(dataset: str, seeds: list[int], workdir: Path, chemprop: bool, c
         "split_sizes": summary["split_sizes"],
         "scores": scores,
         "timings_s": timings,
-        "chemprop_epochs": chemprop_epochs or "default (50)",
+        "chemprop_epochs": (chemprop_epochs or "default (50)") if chemprop else "not run",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
     }
 

@@ -206,7 +206,7 @@ class TeacherParams(Section):
 class StudentParams(Section):
     """The edge-free student: the paper's per-atom MLP, or graph-free molecule features."""
 
-    inputs: Literal["atoms", "fingerprint", "descriptors", "fingerprint+descriptors"] = "atoms"
+    inputs: str = Field("atoms", description="atoms, or '+'-joined blocks of fingerprint, descriptors, pooled_atoms")
     hidden: int = Field(32, ge=1)
     layers: int = Field(3, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -214,6 +214,15 @@ class StudentParams(Section):
     weight_decay: float = Field(0.0, ge=0)
     fingerprint_radius: int = Field(2, ge=0)
     fingerprint_bits: int = Field(2048, ge=8)
+
+    @field_validator("inputs")
+    @classmethod
+    def _known_blocks(cls, value: str) -> str:
+        blocks = value.split("+")
+        allowed = ("fingerprint", "descriptors", "pooled_atoms")
+        if value == "atoms" or (all(block in allowed for block in blocks) and len(set(blocks)) == len(blocks)):
+            return value
+        raise ValueError(f"got {value!r}; allowed: atoms, or any '+'-joined mix of {', '.join(allowed)}")
 
 
 class PriorParams(Section):

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.artifacts import ROOT, ArtifactError, read_arrays, read_json, read_molecules, read_task, stage_dir
+from pipeline.artifacts import (
+    ROOT,
+    ArtifactError,
+    read_arrays,
+    read_json,
+    read_molecules,
+    read_task,
+    stage_dir,
+    write_json,
+)
 from pipeline.checkpoint import save_checkpoint
 from pipeline.distillation import Guidance
 from pipeline.params import load_params
-from pipeline.spine import label_matrix, split_indices
+from pipeline.spine import label_matrix, split_indices, training_data_summary
 from pipeline.student import student_inputs, train_prior, train_student
-from pipeline.train import LabelScaler
+from pipeline.train import LabelScaler, map_seeds
 
 
 def _aligned(arrays: dict[str, np.ndarray], keys: np.ndarray, path: Path, stage: str) -> None:
@@ -50,7 +60,8 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     student_features = {**student.features, "fragments": fragments}
     out = stage_dir("distill")
     curves = []
-    for seed in params.train.seeds:
+
+    def train_seed(seed: int) -> dict:
         teacher_path = ROOT / "teacher" / f"seed_{seed}" / "gnn_teacher.npz"
         teacher = read_arrays(teacher_path, "teacher")
         _aligned(teacher, keys, teacher_path, "teacher")
@@ -62,23 +73,17 @@ def main(params_file: Path = Path("params.yaml")) -> None:
             _guidance(teacher, distill.alpha),
             _guidance(prior_outputs, distill.beta, embeddings["described"]),
         ]
-        runs = {
+        student_run = partial(
+            train_student, student.inputs, labels, parts, task.task_type, scaler, distill, params.train, seed
+        )
+        return {
             "llm_prior": prior,
-            "plain_mlp": train_student(
-                student.inputs, labels, parts, task.task_type, scaler, distill, params.train, seed, sources=[]
-            ),
-            "distilled_mlp": train_student(
-                student.inputs,
-                labels,
-                parts,
-                task.task_type,
-                scaler,
-                distill,
-                params.train,
-                seed,
-                sources=teacher_and_prior,
-            ),
+            "plain_mlp": student_run(sources=[]),
+            "distilled_mlp": student_run(sources=teacher_and_prior),
         }
+
+    all_runs = map_seeds(train_seed, params.train.seeds, params.train.workers)
+    for seed, runs in zip(params.train.seeds, all_runs, strict=True):
         seed_dir = out / f"seed_{seed}"
         features = {"inputs": "embedding"}
         for name, run in runs.items():
@@ -104,3 +109,12 @@ def main(params_file: Path = Path("params.yaml")) -> None:
                 file=sys.stderr,
             )
     pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)
+    summary = training_data_summary(labels, parts, task.tasks)
+    summary["molecules_without_description"] = int((~embeddings["described"]).sum())
+    summary["seeds"] = {
+        str(seed): {
+            name: {"best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history)} for name, run in runs.items()
+        }
+        for seed, runs in zip(params.train.seeds, all_runs, strict=True)
+    }
+    write_json(out / "summary.json", summary)

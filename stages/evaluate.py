@@ -41,9 +41,10 @@ def main(params_file: Path = Path("params.yaml")) -> None:
         ],
         ignore_index=True,
     )
-    plot_name = "roc.csv" if task.task_type == "classification" else "parity.csv"
     plots = stage_dir("evaluate/plots")
-    for stale in plots.glob("*.csv"):
-        stale.unlink()
-    plot.to_csv(plots / plot_name, index=False)
+    # dvc.yaml declares both plots; the one that does not apply to this task type stays empty.
+    columns_of = {"roc.csv": ["model", "fpr", "tpr"], "parity.csv": ["model", "measured", "predicted"]}
+    applies = "roc.csv" if task.task_type == "classification" else "parity.csv"
+    for name, columns in columns_of.items():
+        (plot if name == applies else pd.DataFrame(columns=columns)).to_csv(plots / name, index=False)
     print(table, file=sys.stderr)

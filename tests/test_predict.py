@@ -43,8 +43,7 @@ def _train(tmp_path, raw_smiles, inputs: str):
     labels = pd.read_csv(SMALL_CSV)[["logp"]].to_numpy(dtype=float)
     order = np.arange(len(keys))
     parts = {"train": order[:40], "valid": order[40:50], "test": order[50:]}
-    # model_construct: params.py does not list the pooled_atoms block yet; the featuriser and predict support it
-    params = DistillParams(student=StudentParams.model_construct(inputs=inputs, fingerprint_bits=256))
+    params = DistillParams(student=StudentParams(inputs=inputs, fingerprint_bits=256))
     built = student_inputs(keys, parts["train"], params.student)
     scaler = LabelScaler.fit(labels[parts["train"]], "regression")
     run = train_student(built.inputs, labels, parts, "regression", scaler, params, TRAIN, 0, sources=[])
