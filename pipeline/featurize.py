@@ -76,21 +76,27 @@ def _slot(lookup: dict, value) -> int:
     return lookup.get(value, lookup["other"])
 
 
+def atom_key(atom: Chem.Atom) -> tuple:
+    """The atom properties the one-hots encode, in ATOM_VOCABULARIES order."""
+    return (
+        atom.GetAtomicNum(),
+        atom.GetDegree(),
+        atom.GetFormalCharge(),
+        atom.GetTotalNumHs(),
+        atom.GetHybridization(),
+        atom.GetChiralTag(),
+        atom.GetIsAromatic(),
+        atom.IsInRing(),
+    )
+
+
 def atom_features(mol: Chem.Mol) -> np.ndarray:
     """(n_atoms, ATOM_DIM) float32 one-hot block matrix."""
     hot = np.zeros((mol.GetNumAtoms(), ATOM_DIM), dtype=np.float32)
     for atom in mol.GetAtoms():
-        values = (
-            atom.GetAtomicNum(),
-            atom.GetDegree(),
-            atom.GetFormalCharge(),
-            atom.GetTotalNumHs(),
-            atom.GetHybridization(),
-            atom.GetChiralTag(),
-            atom.GetIsAromatic(),
-            atom.IsInRing(),
-        )
-        hot[atom.GetIdx(), [_slot(lookup, value) for lookup, value in zip(_ATOM_LOOKUPS, values, strict=True)]] = 1.0
+        hot[
+            atom.GetIdx(), [_slot(lookup, value) for lookup, value in zip(_ATOM_LOOKUPS, atom_key(atom), strict=True)]
+        ] = 1
     return hot
 
 

@@ -15,7 +15,7 @@ from rdkit import Chem
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
 from pipeline.errors import GallonError
-from pipeline.featurize import ATOM_DIM, atom_features
+from pipeline.featurize import ATOM_DIM, atom_features, atom_key
 
 BLOCKS = ("fingerprint", "descriptors", "pooled_atoms")
 FORMAT = 1
@@ -46,19 +46,7 @@ class AtomTable:
     @staticmethod
     def _keys(mol: Chem.Mol) -> list[tuple]:
         """The properties `featurize.atom_features` encodes, per atom (GetAtomWithIdx: faster than GetAtoms)."""
-        return [
-            (
-                atom.GetAtomicNum(),
-                atom.GetDegree(),
-                atom.GetFormalCharge(),
-                atom.GetTotalNumHs(),
-                atom.GetHybridization(),
-                atom.GetChiralTag(),
-                atom.GetIsAromatic(),
-                atom.IsInRing(),
-            )
-            for atom in map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))
-        ]
+        return [atom_key(atom) for atom in map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))]
 
     def codes(self, mol: Chem.Mol) -> list[int]:
         """One table row index per atom, in atom order."""

@@ -250,7 +250,11 @@ def test_plan_sends_nothing_and_counts_what_is_cached(llm_server: LLMServer, sto
 
 
 CHILD = """
+import signal
 import sys
+# A test runner started in the background (`cmd &` in a script) hands its children an ignored SIGINT;
+# a person's Ctrl-C is not ignored, so restore Python's handler to test what a person gets.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pipeline.cache import DESCRIBE_SCHEMA, ShardStore
 from pipeline.describe import describe_molecules
 from pipeline.params import DescribeParams
