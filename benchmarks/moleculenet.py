@@ -33,6 +33,7 @@ import yaml
 
 from pipeline.metrics import mean_score, per_task
 from pipeline.spine import label_matrix, split_indices
+from tests.pipeline_repo import PipelineRepo, merged
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -89,24 +90,11 @@ NOTES = """\
   best validation loss), `--splits-column` fed prepare's split, `--pytorch-seed`/`--data-seed`
   = our seed; its test predictions are scored by our own metric code.
 """
-BACE_NOTE = """\
-- BACE was not run: the deterministic scaffold split of `gallon prepare` puts 152 molecules in
-  test, all of class 0 (valid: 151, 25 % class 1), so test ROC-AUC is undefined for every
-  model. The published BACE figures used a split whose test set has both classes.
-"""
-
-
-def merged(base: dict, overrides: dict) -> dict:
-    result = dict(base)
-    for key, value in overrides.items():
-        is_section = isinstance(value, dict) and isinstance(result.get(key), dict)
-        result[key] = merged(result[key], value) if is_section else value
-    return result
 
 
 def workspace_params(dataset: str, seeds: list[int], config: str) -> dict:
     """The project's params.yaml with the dataset, the seeds, offline providers and a configuration laid over it."""
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = PipelineRepo.project_params()
     common = {
         "dataset": {"name": dataset},
         "split": {"method": "scaffold"},
@@ -235,6 +223,11 @@ def _cell(values: list[float], percent: bool) -> str:
     return f"{np.mean(values) * scale:.{digits}f} +- {np.std(values) * scale:.{digits}f}"
 
 
+def _header(first: str, columns: list[str]) -> list[str]:
+    """A markdown table's header and rule lines."""
+    return ["| " + " | ".join([first, *columns]) + " |", "|---" * (len(columns) + 1) + "|"]
+
+
 def results_markdown(results: list[dict]) -> str:
     """docs/RESULTS.md: test metric mean +- std per model and dataset, stage wall times, published anchors."""
     present = [name for name in DATASETS if any(result["dataset"] == name for result in results)]
@@ -250,8 +243,7 @@ def results_markdown(results: list[dict]) -> str:
         "stage's 'LLM' is the offline RDKit-descriptor text, embedded with all-MiniLM-L6-v2, so the",
         "LLM-prior rows measure that stand-in, not GPT-4V. Best validation epoch selects every model.",
         "",
-        "| model | " + " | ".join(present) + " |",
-        "|---" * (len(present) + 1) + "|",
+        *_header("model", present),
     ]
     for config, model, label in ROWS:
         cells = []
@@ -270,7 +262,7 @@ def results_markdown(results: list[dict]) -> str:
         lines.append(f"| {name} | {', '.join(map(str, result['seeds']))} | {sizes} | {result['chemprop_epochs']} |")
     lines += ["", "## Wall time per stage (seconds, all seeds of a dataset together)", ""]
     stages = list(dict.fromkeys(stage for name in present for stage in by_name[name]["timings_s"]))
-    lines += ["| stage | " + " | ".join(present) + " |", "|---" * (len(present) + 1) + "|"]
+    lines += _header("stage", present)
     for stage in stages:
         cells = [
             f"{by_name[name]['timings_s'][stage]:.0f}" if stage in by_name[name]["timings_s"] else "-"
@@ -291,8 +283,7 @@ def results_markdown(results: list[dict]) -> str:
         "splits, featurisation and model selection may differ from ours in detail, so compare with care;",
         "the chemprop row above, trained here on exactly our splits and seeds, is the like-for-like anchor.",
         "",
-        "| model | " + " | ".join(present) + " |",
-        "|---" * (len(present) + 1) + "|",
+        *_header("model", present),
     ]
     for label, figures in PUBLISHED.items():
         cells = [
@@ -300,7 +291,7 @@ def results_markdown(results: list[dict]) -> str:
             for name in present
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + NOTES + ("" if "bace" in present else BACE_NOTE)
+    return "\n".join(lines) + "\n\n" + NOTES
 
 
 def main() -> None:
