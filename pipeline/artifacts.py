@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import GallonError
+from pipeline.metrics import metric_name
 
 ROOT = Path("artifacts")
 
@@ -33,7 +34,7 @@ class TaskInfo:
 
     @property
     def metric(self) -> str:
-        return "roc_auc" if self.task_type == "classification" else "rmse"
+        return metric_name(self.task_type)
 
 
 def stage_dir(stage: str, root: Path = ROOT) -> Path:

@@ -38,10 +38,6 @@ class DatasetSpec:
     target_columns: tuple[str, ...]
     task_type: TaskType
 
-    @property
-    def metric(self) -> str:
-        return "roc_auc" if self.task_type == "classification" else "rmse"
-
 
 _SIDER_TASKS = (
     "Hepatobiliary disorders",

@@ -42,7 +42,3 @@ def mean_score(scores: list[float]) -> float:
 
 def metric_name(task_type: str) -> str:
     return "roc_auc" if task_type == "classification" else "rmse"
-
-
-def higher_is_better(task_type: str) -> bool:
-    return task_type == "classification"
