@@ -76,7 +76,9 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     provider = make_describer(settings)
     outcome = describe_molecules(requests, provider, settings, ShardStore(CACHE), PROMPT_TEMPLATE_VERSION)
     out = stage_dir("describe")
-    write_parquet(out / "descriptions.parquet", outcome.table)
+    # What this run did (cached / asked) goes to the summary only: the table stays the same whether the
+    # answers were bought now or came from the cache, so DVC does not re-run what follows for nothing.
+    write_parquet(out / "descriptions.parquet", outcome.table.drop(columns=["status"]))
     write_json(out / "summary.json", outcome.summary)
     print(f"describe: {outcome.summary}", file=sys.stderr)
 
