@@ -39,16 +39,22 @@ def run_dataset(name: str, workdir: Path, overrides: dict) -> dict:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| dataset | " + " | ".join(STAGES) + " | total | rejected rows | test metric (distilled MLP) |",
-             "|---" * (len(STAGES) + 4) + "|"]
+    lines = [
+        "| dataset | " + " | ".join(STAGES) + " | total | rejected rows | test metric (distilled MLP) |",
+        "|---" * (len(STAGES) + 4) + "|",
+    ]
     for result in results:
         rejected = sum(result["prepare"]["rejected_by_reason"].values())
-        metric = next(key for key in result["metrics"]["distilled_mlp"] if key.startswith("test_") and
-                      not key.endswith("_std"))
+        metric = next(
+            key for key in result["metrics"]["distilled_mlp"] if key.startswith("test_") and not key.endswith("_std")
+        )
         value = result["metrics"]["distilled_mlp"][metric]
         cells = [f"{result['seconds'][stage]:.0f} s" for stage in STAGES]
-        lines.append(f"| {result['dataset']} | " + " | ".join(cells) +
-                     f" | **{result['total']:.0f} s** | {rejected} | {metric} {value:.3f} |")
+        lines.append(
+            f"| {result['dataset']} | "
+            + " | ".join(cells)
+            + f" | **{result['total']:.0f} s** | {rejected} | {metric} {value:.3f} |"
+        )
     return "\n".join(lines)
 
 
