@@ -27,8 +27,12 @@ def test_committed_params_file_is_valid_and_defaults_match_the_paper():
         ({"split": {"train": 0.9, "valid": 0.2}}, "leave a test part"),
         ({"dataset": {"name": "csv"}}, "dataset.csv"),
         (
-            {"dataset": {"name": "csv", "csv": {"path": "../../etc/x.csv", "target_columns": ["y"],
-                                                "task_type": "regression"}}},
+            {
+                "dataset": {
+                    "name": "csv",
+                    "csv": {"path": "../../etc/x.csv", "target_columns": ["y"], "task_type": "regression"},
+                }
+            },
             "dataset.csv.path: Value error, put the CSV in the project's data/ folder",
         ),
     ],

@@ -1,0 +1,73 @@
+"""The MoleculeNet benchmark's bookkeeping: partial runs merge without losing results, the best
+configuration is chosen on validation only, and the targets count what the issue asks."""
+
+from benchmarks.moleculenet import best_config, merge_results, results_markdown, targets_markdown
+
+
+def _rows(config: str, model: str, split: str, scores: dict[int, float]) -> list[dict]:
+    return [{"config": config, "model": model, "seed": seed, "split": split, "score": s} for seed, s in scores.items()]
+
+
+def _result(dataset: str, metric: str, rows: list[dict], **extra) -> dict:
+    return {
+        "dataset": dataset,
+        "metric": metric,
+        "split_sizes": {"train": 8, "valid": 1, "test": 1},
+        "scores": rows,
+        "timings_s": {},
+        "chemprop_epochs": None,
+        "machine": "test",
+        **extra,
+    }
+
+
+def test_a_partial_run_replaces_only_its_own_part_and_seeds():
+    saved = _result(
+        "bace",
+        "roc_auc",
+        _rows("paper", "distilled_mlp", "test", {0: 0.7, 1: 0.8}) + _rows("chemprop", "chemprop", "test", {0: 0.5}),
+        timings_s={"prepare": {"seconds": 3.0, "seeds": 2}},
+        chemprop_epochs="default (50)",
+    )
+    new = _result("bace", "roc_auc", _rows("chemprop", "chemprop", "test", {0: 0.75, 1: 0.76}))
+    merged = merge_results(saved, new)
+    by_key = {(row["config"], row["seed"]): row["score"] for row in merged["scores"]}
+    assert by_key == {("paper", 0): 0.7, ("paper", 1): 0.8, ("chemprop", 0): 0.75, ("chemprop", 1): 0.76}
+    assert merged["timings_s"] == {"prepare": {"seconds": 3.0, "seeds": 2}}
+    assert merged["chemprop_epochs"] == "default (50)"  # a run that did not say keeps what was recorded
+
+
+def test_best_configuration_is_chosen_on_validation_not_test():
+    rows = (
+        _rows("paper", "distilled_mlp", "valid", {0: 0.9})
+        + _rows("paper", "distilled_mlp", "test", {0: 0.6})
+        + _rows("rich", "distilled_mlp", "valid", {0: 0.8})
+        + _rows("rich", "distilled_mlp", "test", {0: 0.95})
+    )
+    assert best_config(_result("bace", "roc_auc", rows)) == "paper"
+    assert best_config(_result("esol", "rmse", rows)) == "rich"  # RMSE: lower validation wins
+    assert best_config(_result("esol", "rmse", [])) is None
+
+
+def test_targets_count_a_dataset_only_when_every_rival_is_beaten_and_skip_missing_rows():
+    def dataset(name: str, distilled: float, plain: float, teacher: float, chemprop: float | None) -> dict:
+        rows = []
+        for config in ("paper", "rich"):
+            rows += _rows(config, "distilled_mlp", "valid", {0: 0.5 if config == "paper" else 0.4})
+            rows += _rows(config, "distilled_mlp", "test", {0: distilled})
+            rows += _rows(config, "plain_mlp", "test", {0: plain})
+            rows += _rows(config, "gnn_teacher", "test", {0: teacher})
+        if chemprop is not None:
+            rows += _rows("chemprop", "chemprop", "test", {0: chemprop})
+        return _result(name, "roc_auc", rows)
+
+    results = [dataset("bace", 0.8, 0.7, 0.9, 0.6), dataset("bbbp", 0.8, 0.7, 0.75, None)]
+    table = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in targets_markdown(results)[2:]}
+    assert table["distilled MLP (paper) beats the plain MLP"] == ["2 of 2", "bace, bbbp |"]
+    assert table["distilled MLP (paper) beats the GCN teacher"] == ["1 of 2", "bbbp |"]
+    both = "**target:** distilled MLP (paper) beats both the plain MLP and the GCN teacher"
+    assert table[both] == ["1 of 2", "bbbp |"]
+    assert table["**target:** distilled MLP (best) beats chemprop's D-MPNN"] == ["1 of 1", "bace |"]
+    report = results_markdown(results)
+    assert "Not run for this file: clintox, hiv, esol, freesolv, lipo." in report
+    assert "| bbbp | 8/1/1 | 0 / 0 / not run | not run | paper |" in report
