@@ -132,7 +132,8 @@ def test_csv_and_parquet_round_trip_through_the_command(trained, raw_smiles, tmp
     )
     assert second.exit_code == 0, second.output
     again = pd.read_csv(tmp_path / "again.csv", keep_default_na=False, na_values=[""])
-    assert np.allclose(again["logp"], scored["logp"], equal_nan=True)
+    # other chunk sizes batch the float32 matrix products differently: equal to float32 noise, near 0 too
+    assert np.allclose(again["logp"], scored["logp"], atol=1e-5, equal_nan=True)
     assert list(tmp_path.glob(".*partial")) == []
 
 
