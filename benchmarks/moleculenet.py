@@ -12,12 +12,15 @@ the stages run as `gallon <stage>` with the offline describe provider and the lo
 Scores (test and validation) and the wall time of every stage go to
 `benchmarks/results/<dataset>.json`; a run replaces only the (part, seed) pairs it ran, so
 parts and seeds can be run apart (and side by side, in different `--workdir`s).
-`docs/RESULTS.md` is rebuilt from every results file present.
+`docs/RESULTS.md` is rebuilt from every results file present. chemprop seeds run with another
+`--chemprop-epochs` than the recorded ones are refused (one row, one setting); `--results-dir`
+keeps a trial run apart from the recorded results (its RESULTS.md is written beside them).
 
 Run from the repository root (GALLON_DATA_DIR pointing at the MoleculeNet CSVs):
 `python -m benchmarks.moleculenet --datasets bace esol --seeds 0 1 2 3 4`
 `python -m benchmarks.moleculenet --datasets lipo --parts chemprop --chemprop-threads 1 --workdir /tmp/cp`
 `python -m benchmarks.moleculenet --report-only` rewrites docs/RESULTS.md from saved results.
+The defaults (all seven datasets, five seeds, every part) take many hours on two cores.
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ NOTES = """\
 - chemprop: `chemprop train` 2.2.4 with its defaults (D-MPNN, 50 epochs, checkpoint at the
   best validation loss), `--splits-column` fed prepare's split, `--pytorch-seed`/`--data-seed`
   = our seed; its test predictions are scored by our own metric code.
+- chemprop wall time per seed: esol and freesolv seeds 0-2 record their run's mean per seed
+  (they were run before per-seed times were kept); every other seed its own time.
 - HIV (33k training molecules): every model trains on mini-batches of 1,024 for up to 60
   epochs with patience 10 (full-batch training needs hundreds of epochs there: one step per
   epoch), on fewer seeds and without chemprop, to fit the machine's time; see the Runs table.
@@ -234,9 +239,25 @@ def run_dataset(dataset: str, seeds: list[int], workdir: Path, parts: list[str],
         "split_sizes": summary["split_sizes"],
         "scores": scores,
         "timings_s": {key: {"seconds": value, "seeds": len(seeds)} for key, value in timings.items()},
-        "chemprop_epochs": (options.chemprop_epochs or "default (50)") if "chemprop" in parts else None,
+        "chemprop_epochs": chemprop_epochs_label(options.chemprop_epochs) if "chemprop" in parts else None,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
     }
+
+
+def chemprop_epochs_label(epochs: int | None) -> str:
+    return str(epochs) if epochs else "default (50)"
+
+
+def check_chemprop_epochs(saved: dict | None, seeds: list[int], epochs: int | None, path: Path) -> None:
+    """Refuse, before any training, a chemprop run whose epochs differ from the chemprop seeds it would sit beside."""
+    kept = sorted({row["seed"] for row in (saved or {}).get("scores", []) if row["config"] == "chemprop"} - set(seeds))
+    recorded = (saved or {}).get("chemprop_epochs")
+    if kept and recorded and recorded != chemprop_epochs_label(epochs):
+        raise SystemExit(
+            f"error: {path} holds chemprop seeds {', '.join(map(str, kept))} trained with {recorded} epochs; "
+            f"this run asks for {chemprop_epochs_label(epochs)}. Run those seeds too (--seeds), use the same "
+            "--chemprop-epochs, or write elsewhere with --results-dir"
+        )
 
 
 def merge_results(saved: dict | None, new: dict) -> dict:
@@ -344,6 +365,8 @@ def results_markdown(results: list[dict]) -> str:
         "every seed, as in the paper); seeds change initialisation only. Offline providers: the describe",
         "stage's 'LLM' is the offline RDKit-descriptor text, embedded with all-MiniLM-L6-v2, so the",
         "LLM-prior rows measure that stand-in, not GPT-4V. Best validation epoch selects every model.",
+        "Parts and seeds were run apart, at different times: each (part, seed) holds its latest run, and the",
+        "Runs table lists every seed recorded.",
         "",
         *_header("model", present),
     ]
@@ -368,7 +391,9 @@ def results_markdown(results: list[dict]) -> str:
     lines += _header("stage", present)
     for stage in stages:
         cells = [
-            f"{timing['seconds']:.0f} ({timing['seeds']} seeds)" if (timing := result["timings_s"].get(stage)) else "-"
+            f"{timing['seconds']:.0f} ({timing['seeds']} seed{'s' * (timing['seeds'] > 1)})"
+            if (timing := result["timings_s"].get(stage))
+            else "-"
             for result in ordered
         ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
@@ -400,29 +425,52 @@ def results_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n\n" + NOTES
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/gallon-moleculenet"))
-    parser.add_argument("--chemprop-epochs", type=int, default=None, help="default: chemprop's own (50)")
-    parser.add_argument("--chemprop-threads", type=int, default=None, help="torch threads for chemprop")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild docs/RESULTS.md")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS), help="MoleculeNet sets")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="training seeds")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="configurations and/or chemprop")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("/tmp/gallon-moleculenet"), help="one workspace per dataset"
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where <dataset>.json are merged")
+    parser.add_argument("--chemprop-epochs", type=positive_int, default=None, help="unset: chemprop's own (50)")
+    parser.add_argument(
+        "--chemprop-threads", type=positive_int, default=None, help="torch threads for chemprop; unset: torch's choice"
+    )
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the RESULTS.md")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results_dir = args.results_dir.resolve()
+    report = ROOT / "docs" / "RESULTS.md" if results_dir == RESULTS else results_dir / "RESULTS.md"
+    results_dir.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for dataset in args.datasets:
-            new = run_dataset(dataset, args.seeds, args.workdir, args.parts, args)
-            path = RESULTS / f"{dataset}.json"
+            path = results_dir / f"{dataset}.json"
             saved = json.loads(path.read_text()) if path.exists() else None
+            if "chemprop" in args.parts:
+                check_chemprop_epochs(saved, args.seeds, args.chemprop_epochs, path)
+            try:
+                new = run_dataset(dataset, args.seeds, args.workdir, args.parts, args)
+            except RuntimeError as error:  # a stage or chemprop failed: its own message, no traceback
+                raise SystemExit(f"error: {dataset}: {error}") from None
             path.write_text(json.dumps(merge_results(saved, new), indent=2) + "\n")
-            (ROOT / "docs" / "RESULTS.md").write_text(results_markdown(load_results()))
-    (ROOT / "docs" / "RESULTS.md").write_text(results_markdown(load_results()))
+            report.write_text(results_markdown(load_results(results_dir)))
+    results = load_results(results_dir)
+    report.write_text(results_markdown(results))
+    print(f"{report}: rebuilt from {len(results)} results file(s) in {results_dir}", file=sys.stderr)
 
 
-def load_results() -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+def load_results(results_dir: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,15 @@
 """The MoleculeNet benchmark's bookkeeping: partial runs merge without losing results, the best
 configuration is chosen on validation only, and the targets count what the issue asks."""
 
-from benchmarks.moleculenet import best_config, merge_results, results_markdown, targets_markdown
+import pytest
+
+from benchmarks.moleculenet import (
+    best_config,
+    check_chemprop_epochs,
+    merge_results,
+    results_markdown,
+    targets_markdown,
+)
 
 
 def _rows(config: str, model: str, split: str, scores: dict[int, float]) -> list[dict]:
@@ -35,6 +43,15 @@ def test_a_partial_run_replaces_only_its_own_part_and_seeds():
     assert by_key == {("paper", 0): 0.7, ("paper", 1): 0.8, ("chemprop", 0): 0.75, ("chemprop", 1): 0.76}
     assert merged["timings_s"] == {"prepare": {"seconds": 3.0, "seeds": 2}}
     assert merged["chemprop_epochs"] == "default (50)"  # a run that did not say keeps what was recorded
+
+
+def test_chemprop_seeds_with_other_epochs_are_refused_before_training(tmp_path):
+    saved = _result("esol", "rmse", _rows("chemprop", "chemprop", "test", {0: 1.0, 1: 1.1}), chemprop_epochs="3")
+    with pytest.raises(SystemExit, match=r"holds chemprop seeds 1 trained with 3 epochs; this run asks for default"):
+        check_chemprop_epochs(saved, [0], None, tmp_path / "esol.json")
+    check_chemprop_epochs(saved, [0, 1], None, tmp_path / "esol.json")  # every recorded seed replaced
+    check_chemprop_epochs(saved, [2], 3, tmp_path / "esol.json")  # same setting
+    check_chemprop_epochs(None, [0], 3, tmp_path / "esol.json")
 
 
 def test_best_configuration_is_chosen_on_validation_not_test():
