@@ -26,6 +26,8 @@ The defaults (all seven datasets, five seeds, every part) take many hours on two
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -463,18 +466,43 @@ def main() -> None:
     if not args.report_only:
         for dataset in args.datasets:
             path = results_dir / f"{dataset}.json"
-            saved = json.loads(path.read_text()) if path.exists() else None
             if "chemprop" in args.parts:
-                check_chemprop_epochs(saved, args.seeds, args.chemprop_epochs, path)
+                check_chemprop_epochs(read_results(path), args.seeds, args.chemprop_epochs, path)
             try:
                 new = run_dataset(dataset, args.seeds, args.workdir, args.parts, args)
             except RuntimeError as error:  # a stage or chemprop failed: its own message, no traceback
                 raise SystemExit(f"error: {dataset}: {error}") from None
-            path.write_text(json.dumps(merge_results(saved, new), indent=2) + "\n")
-            report.write_text(results_markdown(load_results(results_dir)))
-    results = load_results(results_dir)
-    report.write_text(results_markdown(results))
+            record_run(new, results_dir, report)
+    with locked(results_dir):
+        results = load_results(results_dir)
+        report.write_text(results_markdown(results))
     print(f"{report}: rebuilt from {len(results)} results file(s) in {results_dir}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the results folder, so runs side by side never drop each other's seeds."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def record_run(new: dict, results_dir: Path, report: Path) -> None:
+    """Merges a finished run into its dataset's results file and rebuilds the report, under the folder's lock.
+
+    The file is read here, not before the run: a run side by side may have saved other seeds meanwhile.
+    """
+    with locked(results_dir):
+        path = results_dir / f"{new['dataset']}.json"
+        path.write_text(json.dumps(merge_results(read_results(path), new), indent=2) + "\n")
+        report.write_text(results_markdown(load_results(results_dir)))
+
+
+def read_results(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def load_results(results_dir: Path) -> list[dict]:

@@ -1,12 +1,18 @@
 """The MoleculeNet benchmark's bookkeeping: partial runs merge without losing results, the best
 configuration is chosen on validation only, and the targets count what the issue asks."""
 
+import json
+import threading
+import time
+
 import pytest
 
 from benchmarks.moleculenet import (
     best_config,
     check_chemprop_epochs,
+    locked,
     merge_results,
+    record_run,
     results_markdown,
     targets_markdown,
 )
@@ -43,6 +49,21 @@ def test_a_partial_run_replaces_only_its_own_part_and_seeds():
     assert by_key == {("paper", 0): 0.7, ("paper", 1): 0.8, ("chemprop", 0): 0.75, ("chemprop", 1): 0.76}
     assert merged["timings_s"] == {"prepare": {"seconds": 3.0, "seeds": 2}}
     assert merged["chemprop_epochs"] == "default (50)"  # a run that did not say keeps what was recorded
+
+
+def test_runs_side_by_side_keep_each_others_seeds(tmp_path):
+    runs = [_result("lipo", "rmse", _rows("chemprop", "chemprop", "test", {seed: 0.7})) for seed in range(4)]
+    writers = [threading.Thread(target=record_run, args=(run, tmp_path, tmp_path / "RESULTS.md")) for run in runs]
+    with locked(tmp_path):  # flock: separate opens exclude each other, threads included
+        for writer in writers:
+            writer.start()
+        time.sleep(0.5)
+        assert not (tmp_path / "lipo.json").exists()  # every writer waits for the folder
+    for writer in writers:
+        writer.join(60)
+    saved = json.loads((tmp_path / "lipo.json").read_text())
+    assert sorted(row["seed"] for row in saved["scores"]) == [0, 1, 2, 3]
+    assert "| lipo | 8/1/1 | not run / not run / 0,1,2,3 |" in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_chemprop_seeds_with_other_epochs_are_refused_before_training(tmp_path):
