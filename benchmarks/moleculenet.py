@@ -463,20 +463,21 @@ def main() -> None:
     results_dir = args.results_dir.resolve()
     report = ROOT / "docs" / "RESULTS.md" if results_dir == RESULTS else results_dir / "RESULTS.md"
     results_dir.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
-        for dataset in args.datasets:
-            path = results_dir / f"{dataset}.json"
-            if "chemprop" in args.parts:
-                check_chemprop_epochs(read_results(path), args.seeds, args.chemprop_epochs, path)
-            try:
-                new = run_dataset(dataset, args.seeds, args.workdir, args.parts, args)
-            except RuntimeError as error:  # a stage or chemprop failed: its own message, no traceback
-                raise SystemExit(f"error: {dataset}: {error}") from None
-            record_run(new, results_dir, report)
-    with locked(results_dir):
-        results = load_results(results_dir)
-        report.write_text(results_markdown(results))
-    print(f"{report}: rebuilt from {len(results)} results file(s) in {results_dir}", file=sys.stderr)
+    if args.report_only:
+        with locked(results_dir):
+            count = rebuild_report(results_dir, report)
+        print(f"{report}: rebuilt from {count} results file(s) in {results_dir}", file=sys.stderr)
+        return
+    for dataset in args.datasets:
+        path = results_dir / f"{dataset}.json"
+        if "chemprop" in args.parts:
+            check_chemprop_epochs(read_results(path), args.seeds, args.chemprop_epochs, path)
+        try:
+            new = run_dataset(dataset, args.seeds, args.workdir, args.parts, args)
+        except RuntimeError as error:  # a stage or chemprop failed: its own message, no traceback
+            raise SystemExit(f"error: {dataset}: {error}") from None
+        record_run(new, results_dir, report)
+        print(f"{path} and {report} updated", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -498,15 +499,18 @@ def record_run(new: dict, results_dir: Path, report: Path) -> None:
     with locked(results_dir):
         path = results_dir / f"{new['dataset']}.json"
         path.write_text(json.dumps(merge_results(read_results(path), new), indent=2) + "\n")
-        report.write_text(results_markdown(load_results(results_dir)))
+        rebuild_report(results_dir, report)
+
+
+def rebuild_report(results_dir: Path, report: Path) -> int:
+    """Writes the report from every results file in the folder (hold the folder's lock); returns how many."""
+    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    report.write_text(results_markdown(results))
+    return len(results)
 
 
 def read_results(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def load_results(results_dir: Path) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
 
 
 if __name__ == "__main__":
