@@ -6,6 +6,7 @@ both see exactly the same atom description.
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 
@@ -76,27 +77,52 @@ def _slot(lookup: dict, value) -> int:
     return lookup.get(value, lookup["other"])
 
 
-def atom_key(atom: Chem.Atom) -> tuple:
-    """The atom properties the one-hots encode, in ATOM_VOCABULARIES order."""
-    return (
-        atom.GetAtomicNum(),
-        atom.GetDegree(),
-        atom.GetFormalCharge(),
-        atom.GetTotalNumHs(),
-        atom.GetHybridization(),
-        atom.GetChiralTag(),
-        atom.GetIsAromatic(),
-        atom.IsInRing(),
-    )
+_CHIRAL_SLOT = [name for name, _ in ATOM_VOCABULARIES].index("chirality")
+
+
+def _canonical_chiral_tags(mol: Chem.Mol, atoms: list[int]) -> list[Chem.ChiralType]:
+    """The chiral tags of `atoms` as they read in the molecule's canonical SMILES.
+
+    CW/CCW are relative to the order of an atom's neighbours, so the same molecule typed in
+    another atom order would carry the opposite tag. Training reads molecules from prepare's
+    canonical SMILES; reading the tags back from that string (unsanitised: the tags are set at
+    parse time) gives any spelling the training tags, at a fraction of a full re-parse.
+    """
+    canonical = Chem.MolFromSmiles(Chem.MolToSmiles(mol), sanitize=False)
+    positions = json.loads(mol.GetProp("_smilesAtomOutputOrder"))  # canonical position -> atom, from MolToSmiles
+    return [canonical.GetAtomWithIdx(positions.index(atom)).GetChiralTag() for atom in atoms]
+
+
+def atom_keys(mol: Chem.Mol) -> list[tuple]:
+    """Per atom, the properties the one-hots encode, in ATOM_VOCABULARIES order, whatever the atom order.
+
+    (`GetAtomWithIdx` is several times faster than iterating `GetAtoms()`, a Python-level sequence.)
+    """
+    keys = [
+        (
+            atom.GetAtomicNum(),
+            atom.GetDegree(),
+            atom.GetFormalCharge(),
+            atom.GetTotalNumHs(),
+            atom.GetHybridization(),
+            atom.GetChiralTag(),
+            atom.GetIsAromatic(),
+            atom.IsInRing(),
+        )
+        for atom in map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))
+    ]
+    chiral = [index for index, key in enumerate(keys) if key[_CHIRAL_SLOT] != Chem.ChiralType.CHI_UNSPECIFIED]
+    if chiral:
+        for index, tag in zip(chiral, _canonical_chiral_tags(mol, chiral), strict=True):
+            keys[index] = (*keys[index][:_CHIRAL_SLOT], tag, *keys[index][_CHIRAL_SLOT + 1 :])
+    return keys
 
 
 def atom_features(mol: Chem.Mol) -> np.ndarray:
     """(n_atoms, ATOM_DIM) float32 one-hot block matrix."""
     hot = np.zeros((mol.GetNumAtoms(), ATOM_DIM), dtype=np.float32)
-    for atom in mol.GetAtoms():
-        hot[
-            atom.GetIdx(), [_slot(lookup, value) for lookup, value in zip(_ATOM_LOOKUPS, atom_key(atom), strict=True)]
-        ] = 1
+    for index, key in enumerate(atom_keys(mol)):
+        hot[index, [_slot(lookup, value) for lookup, value in zip(_ATOM_LOOKUPS, key, strict=True)]] = 1
     return hot
 
 

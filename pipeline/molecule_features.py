@@ -15,7 +15,7 @@ from rdkit import Chem
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
 from pipeline.errors import GallonError
-from pipeline.featurize import ATOM_DIM, atom_features, atom_key
+from pipeline.featurize import ATOM_DIM, atom_features, atom_keys
 
 BLOCKS = ("fingerprint", "descriptors", "pooled_atoms")
 FORMAT = 1
@@ -43,14 +43,9 @@ class AtomTable:
         self._rows: list[np.ndarray] = []
         self._table = np.zeros((0, ATOM_DIM), dtype=np.float32)
 
-    @staticmethod
-    def _keys(mol: Chem.Mol) -> list[tuple]:
-        """The properties `featurize.atom_features` encodes, per atom (GetAtomWithIdx: faster than GetAtoms)."""
-        return [atom_key(atom) for atom in map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))]
-
     def codes(self, mol: Chem.Mol) -> list[int]:
         """One table row index per atom, in atom order."""
-        keys = self._keys(mol)
+        keys = atom_keys(mol)
         if any(key not in self._code_of for key in keys):
             reference = atom_features(mol)
             for key, row in zip(keys, reference, strict=True):
@@ -114,11 +109,6 @@ class MoleculeFeaturizer:
     @property
     def blocks(self) -> tuple[str, ...]:
         return tuple(block.strip() for block in self.inputs.split("+") if block.strip())
-
-    @property
-    def sensitive_to_atom_order(self) -> bool:
-        """Atom one-hots carry chiral tags (CW/CCW), which depend on atom order; fingerprints, descriptors do not."""
-        return "pooled_atoms" in self.blocks
 
     @property
     def dim(self) -> int:

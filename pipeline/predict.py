@@ -122,7 +122,6 @@ class StudentPredictor:
             self.model = VectorMLP(**checkpoint.architecture)
         self.model.load_state_dict(checkpoint.state_dict)
         self.model.eval()
-        self.canonical_for_stereo = self.per_atom or self.featurizer.sensitive_to_atom_order
         self.rdkit_warning = (
             None
             if checkpoint.versions.get("rdkit") == rdkit.__version__
@@ -131,13 +130,7 @@ class StudentPredictor:
         )
 
     def parse(self, smiles: list[object]) -> Parsed:
-        """Molecules prepared as the training set was: fragment policy, and prepare's atom order where it matters.
-
-        Chiral tags (CW/CCW) are relative to atom order, and training saw molecules re-read from
-        prepare's canonical SMILES; so when the features hold chiral tags, a stereo SMILES is
-        re-read from its canonical form too. (`MolToSmiles` of the default parse equals
-        `parse_smiles`'s key on all 4,427 stereo molecules of the nine MoleculeNet sets.)
-        """
+        """Molecules prepared as the training set was (fragment policy); features do not depend on atom order."""
         mols, errors = [], []
         with rdBase.BlockLogs():
             fast = [Chem.MolFromSmiles(raw.strip()) if isinstance(raw, str) and raw.strip() else None for raw in smiles]
@@ -147,8 +140,6 @@ class StudentPredictor:
                     continue
                 if self.fragments != "keep_all" and "." in raw:
                     mol = apply_fragment_policy(mol, self.fragments)
-                if self.canonical_for_stereo and "@" in raw:
-                    mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
                 mols.append(mol)
                 errors.append("")
         errors = [self._reason(raw) if error is None else error for raw, error in zip(smiles, errors, strict=True)]

@@ -1,11 +1,14 @@
 import numpy as np
+import pandas as pd
 import torch
 from rdkit import Chem
 from torch_geometric.nn import GCNConv
 
 from pipeline.featurize import ATOM_DIM, ATOM_VOCABULARIES, BOND_DIM, atom_features, collate, graphs_from_smiles
 from pipeline.models import GCNLayer, mean_pool
+from tests.conftest import SMALL_CSV
 
+UNSPECIFIED = Chem.ChiralType.CHI_UNSPECIFIED
 MIXED = ["CC(=O)Oc1ccccc1C(=O)O", "C", "Br", "[Na+].[Cl-]", "c1ccncc1", "CN1CCC[C@H]1c1cccnc1"]
 
 
@@ -69,3 +72,25 @@ def test_bond_features_mark_aromatic_bonds_in_both_directions():
     graph = graphs_from_smiles(["c1ccccc1"])[0]
     assert graph.edge_index.shape == (2, 12)
     assert np.allclose(graph.edge_attr[0].numpy(), graph.edge_attr[1].numpy())
+
+
+def _rows(mol: Chem.Mol) -> list[bytes]:
+    return sorted(map(bytes, atom_features(mol).astype(np.uint8)))
+
+
+def _raw_tags(mol: Chem.Mol) -> list[str]:
+    return sorted(str(atom.GetChiralTag()) for atom in mol.GetAtoms() if atom.GetChiralTag() != UNSPECIFIED)
+
+
+def test_atom_features_of_a_stereo_molecule_do_not_depend_on_how_it_is_written():
+    """CW/CCW flip with the order of an atom's neighbours; the features must not."""
+    stereo = [smiles for smiles in pd.read_csv(SMALL_CSV)["smiles"] if "@" in smiles]
+    flipped = 0
+    for smiles in stereo:
+        written = Chem.MolFromSmiles(smiles)
+        for seed in range(5):
+            order = np.random.default_rng(seed).permutation(written.GetNumAtoms()).tolist()
+            spelling = Chem.MolFromSmiles(Chem.MolToSmiles(Chem.RenumberAtoms(written, order), canonical=False))
+            assert _rows(spelling) == _rows(written), smiles
+            flipped += _raw_tags(spelling) != _raw_tags(written)
+    assert len(stereo) >= 5 and flipped > 0  # the raw tags did change: the canonical reading was exercised
