@@ -59,8 +59,11 @@ class TooManyFailures(DescribeStopped):
 
 @dataclass
 class DescribeOutcome:
+    """`summary` is written into the stage's (hashed) outputs, so it holds no run record; `wall_s` is printed only."""
+
     table: pd.DataFrame
     summary: dict
+    wall_s: float
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -462,10 +465,9 @@ def _outcome(
         "prompt_tokens": run.prompt_tokens,
         "completion_tokens": run.completion_tokens,
         "cost_usd": round(run.budget.spent, 6),
-        "wall_s": round(wall, 3),
         "stopped_by_budget": run.stop_reason,
     }
-    return DescribeOutcome(table=table, summary=summary)
+    return DescribeOutcome(table=table, summary=summary, wall_s=wall)
 
 
 def _raise_if_stopped(outcome: DescribeOutcome, settings: DescribeParams) -> None:

@@ -80,7 +80,7 @@ def main(params_file: Path = Path("params.yaml")) -> None:
     # answers were bought now or came from the cache, so DVC does not re-run what follows for nothing.
     write_parquet(out / "descriptions.parquet", outcome.table.drop(columns=["status"]))
     write_json(out / "summary.json", outcome.summary)
-    print(f"describe: {outcome.summary}", file=sys.stderr)
+    print(f"describe: {outcome.summary} in {outcome.wall_s:.1f} s", file=sys.stderr)
 
 
 def plan(params_file: Path = Path("params.yaml")) -> DescribePlan:

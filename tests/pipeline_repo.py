@@ -13,6 +13,13 @@ import yaml
 
 from tests.conftest import PROJECT, SMALL_CSV
 
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
 
 class PipelineRepo:
     def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:

@@ -11,7 +11,7 @@ from pipeline.providers.offline import describe_smiles
 
 @pytest.fixture(scope="module")
 def embedder() -> LocalEmbedder:
-    return LocalEmbedder(batch_size=8)
+    return LocalEmbedder()
 
 
 def test_unknown_model_is_a_clear_error() -> None:
@@ -37,6 +37,14 @@ def test_same_text_gives_cosine_one_and_different_molecules_differ(embedder: Loc
 def test_repeated_calls_are_bit_identical(embedder: LocalEmbedder) -> None:
     texts = [describe_smiles("Cn1c(=O)c2c(ncn2C)n(C)c1=O"), "a short sentence"]
     assert np.array_equal(embedder.embed(texts), embedder.embed(texts))
+
+
+def test_a_text_gets_the_same_bits_whatever_it_is_embedded_with(embedder: LocalEmbedder) -> None:
+    """The cache embeds only the texts it lacks, so a text's companions change from run to run; its vector must not."""
+    short = describe_smiles("CCO")
+    alone = embedder.embed([short])[0]
+    beside_longer = embedder.embed([describe_smiles("CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)NCCN1CCOCC1"), short])[1]
+    assert np.array_equal(alone, beside_longer)
 
 
 def test_meaning_is_captured(embedder: LocalEmbedder) -> None:

@@ -1,19 +1,25 @@
 """End to end: `dvc repro` in a fresh repository on real molecules with the offline providers."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from tests.pipeline_repo import PipelineRepo, small_params
+from tests.conftest import PROJECT
+from tests.pipeline_repo import GIT_IDENTITY, PipelineRepo, small_params
 
 ALL_STAGES = ["prepare", "render", "describe", "embed", "teacher", "distill", "evaluate"]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = PipelineRepo.create(tmp_path_factory.mktemp("e2e") / "repo", small_params())
+    """The first run, committed (with the project's .gitignore) as a person would; later tests change the tree."""
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("e2e") / "repo", small_params(), env=GIT_IDENTITY)
     assert sorted(repo.repro()) == sorted(ALL_STAGES)
+    shutil.copy(PROJECT / ".gitignore", repo.root / ".gitignore")
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "first run")
     return repo
 
 
@@ -37,6 +43,14 @@ def test_first_run_writes_every_output(repo):
 def test_second_run_runs_nothing(repo):
     assert repo.repro() == []
     assert "up to date" in repo.run("dvc", "status").stdout
+
+
+def test_a_fresh_clone_reproduces_the_committed_lock(repo, tmp_path):
+    """Hashed outputs hold no run record (wall time...), so a clone's `dvc repro` leaves dvc.lock as committed."""
+    repo.run("git", "clone", "-q", str(repo.root), str(tmp_path / "clone"))
+    clone = PipelineRepo(tmp_path / "clone", repo.env)
+    assert sorted(clone.repro()) == sorted(ALL_STAGES)
+    assert clone.run("git", "status", "--porcelain").stdout == "", clone.run("git", "diff").stdout
 
 
 def test_distill_params_rerun_only_distill_and_evaluate(repo):

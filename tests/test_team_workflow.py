@@ -14,15 +14,9 @@ from pipeline.cache import ShardStore
 from tests.conftest import PROJECT, SMALL_CSV
 from tests.llm_fixtures import TEST_KEY_ENV
 from tests.llm_server import LLMServer
-from tests.pipeline_repo import PipelineRepo, small_params
+from tests.pipeline_repo import GIT_IDENTITY, PipelineRepo, small_params
 
 DESCRIBE_CHAIN = ["prepare", "render", "describe"]
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
 
 
 def _csv_lines() -> tuple[str, list[str]]:

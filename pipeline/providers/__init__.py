@@ -34,7 +34,7 @@ def make_embedder(settings: EmbedParams) -> EmbedProvider:
     if settings.provider == "local":
         from pipeline.providers.local_embedder import LocalEmbedder
 
-        return LocalEmbedder(settings.model, settings.batch_size)
+        return LocalEmbedder(settings.model)
     from pipeline.providers.openai_provider import OpenAIEmbedder
 
     return OpenAIEmbedder(settings)

@@ -3,6 +3,11 @@
 The model reads at most 256 word pieces; a longer text (an LLM answer of ~700 tokens usually ends
 with its conclusion) is cut into consecutive windows, and its vector is the token-weighted mean of
 the windows' vectors, renormalised, so no part of a description is silently dropped.
+
+Each window is encoded on its own: padded to a longer batch-mate, its vector would change in the
+last bits, and batch-mates are whatever texts the cache lacked that run, so a fresh clone would
+embed (and then train) differently from the workspace that committed dvc.lock. On the CPU, skipping
+the padding also makes one-at-a-time no slower than batches.
 """
 
 from __future__ import annotations
@@ -21,11 +26,10 @@ class LocalEmbedder:
 
     name = "local"
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64) -> None:
+    def __init__(self, model: str = "all-MiniLM-L6-v2") -> None:
         if model not in SUPPORTED_MODELS:
             raise ValueError(f"unknown local embedding model {model!r}; supported: {', '.join(SUPPORTED_MODELS)}")
         self.model = model
-        self.batch_size = batch_size
         self.package, self.dimension = SUPPORTED_MODELS[model]
         self._encoder = None
 
@@ -49,19 +53,18 @@ class LocalEmbedder:
         ]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """One unit-norm float32 row per text, shape (len(texts), 384)."""
+        """One unit-norm float32 row per text, shape (len(texts), 384); each row depends on its text alone."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encoder = self._load()
         limit = encoder.max_seq_length - 2  # room for [CLS] and [SEP]
         windows = [self._windows(text, limit) for text in texts]
         pieces = [piece for text_windows in windows for piece, _ in text_windows]
-        vectors = encoder.encode(
-            pieces,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=len(pieces) > 4 * self.batch_size,
+        vectors = np.concatenate(
+            [
+                encoder.encode([piece], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+                for piece in pieces
+            ]
         )
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         start = 0
