@@ -15,6 +15,9 @@ parts and seeds can be run apart (and side by side, in different `--workdir`s).
 `docs/RESULTS.md` is rebuilt from every results file present. chemprop seeds run with another
 `--chemprop-epochs` than the recorded ones are refused (one row, one setting); `--results-dir`
 keeps a trial run apart from the recorded results (its RESULTS.md is written beside them).
+`--warm-cache` keeps the workspace's LLM and embedding cache (`artifacts/cache`), so more
+seeds do not pay the describe and embed stages again; such a run records no stage times, and
+the table keeps those of the cold run.
 
 Run from the repository root (GALLON_DATA_DIR pointing at the MoleculeNet CSVs):
 `python -m benchmarks.moleculenet --datasets bace esol --seeds 0 1 2 3 4`
@@ -222,6 +225,13 @@ def chemprop_scores(workspace: Path, seeds: list[int], epochs: int | None, threa
     return rows
 
 
+def clear_outputs(artifacts: Path, keep_cache: bool) -> None:
+    """Every stage output removed, so every stage runs; a cold start removes the cache too, so times are full costs."""
+    for output in artifacts.glob("*"):
+        if output.is_dir() and not (keep_cache and output.name == "cache"):
+            shutil.rmtree(output)
+
+
 def run_dataset(dataset: str, seeds: list[int], workdir: Path, parts: list[str], options: argparse.Namespace) -> dict:
     """Runs the chosen parts (configurations and/or chemprop) on one dataset; returns this run's results."""
     workspace = workdir / dataset
@@ -229,8 +239,8 @@ def run_dataset(dataset: str, seeds: list[int], workdir: Path, parts: list[str],
     timings: dict[str, float] = {}
     scores: list[dict] = []
     configs = [part for part in parts if part in CONFIGS]
-    if configs:  # a cold start: every description embedded, every stage timed from scratch
-        shutil.rmtree(workspace / "artifacts", ignore_errors=True)
+    if configs:
+        clear_outputs(workspace / "artifacts", keep_cache=options.warm_cache)
     for config in configs:
         (workspace / "params.yaml").write_text(yaml.safe_dump(workspace_params(dataset, seeds, config)))
         for stage in (SHARED_STAGES if config == configs[0] else ()) + MODEL_STAGES:
@@ -249,7 +259,9 @@ def run_dataset(dataset: str, seeds: list[int], workdir: Path, parts: list[str],
         "metric": "roc_auc" if dataset in CLASSIFICATION else "rmse",
         "split_sizes": summary["split_sizes"],
         "scores": scores,
-        "timings_s": {key: {"seconds": value, "seeds": len(seeds)} for key, value in timings.items()},
+        "timings_s": {}
+        if options.warm_cache
+        else {key: {"seconds": value, "seeds": len(seeds)} for key, value in timings.items()},
         "chemprop_epochs": chemprop_epochs_label(options.chemprop_epochs) if "chemprop" in parts else None,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
     }
@@ -457,6 +469,9 @@ def main() -> None:
     parser.add_argument("--chemprop-epochs", type=positive_int, default=None, help="unset: chemprop's own (50)")
     parser.add_argument(
         "--chemprop-threads", type=positive_int, default=None, help="torch threads for chemprop; unset: torch's choice"
+    )
+    parser.add_argument(
+        "--warm-cache", action="store_true", help="keep the workspace's LLM/embedding cache; records no stage times"
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the RESULTS.md")
     args = parser.parse_args()

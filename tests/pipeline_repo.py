@@ -27,6 +27,7 @@ class PipelineRepo:
         self.env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1",  # else `dvc init` starts its analytics reporter before the config says no
             **(env or {}),
         }
 

@@ -10,6 +10,7 @@ import pytest
 from benchmarks.moleculenet import (
     best_config,
     check_chemprop_epochs,
+    clear_outputs,
     locked,
     merge_results,
     record_run,
@@ -109,3 +110,16 @@ def test_targets_count_a_dataset_only_when_every_rival_is_beaten_and_skip_missin
     report = results_markdown(results)
     assert "Not run for this file: clintox, hiv, esol, freesolv, lipo." in report
     assert "| bbbp | 8/1/1 | 0 / 0 / not run | not run | paper |" in report
+
+
+@pytest.mark.parametrize("keep_cache", [True, False])
+def test_a_warm_run_keeps_the_cache_and_the_cold_run_times(tmp_path, keep_cache):
+    for stage in ("cache/embed", "cache/describe", "prepare", "teacher"):
+        (tmp_path / stage).mkdir(parents=True)
+        (tmp_path / stage / "file").write_text("x")
+    clear_outputs(tmp_path, keep_cache=keep_cache)
+    left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("file"))
+    assert left == (["cache/describe/file", "cache/embed/file"] if keep_cache else [])
+    cold = _result("hiv", "roc_auc", [], timings_s={"embed": {"seconds": 4002.0, "seeds": 2}})
+    warm = _result("hiv", "roc_auc", _rows("paper", "distilled_mlp", "test", {2: 0.7}))  # a warm run times nothing
+    assert merge_results(cold, warm)["timings_s"] == {"embed": {"seconds": 4002.0, "seeds": 2}}
