@@ -112,11 +112,11 @@ NOTES = """\
   (they were run before per-seed times were kept); every other seed its own time.
 - HIV (33k training molecules): every model trains on mini-batches of 1,024 for up to 60
   epochs with patience 10 (full-batch training needs hundreds of epochs there: one step per
-  epoch), on seeds 0 and 1 only, to fit the machine's time. chemprop was not run on HIV: at its
-  default 50 epochs one seed would take about 1.5 h on one core here (BBBP's 4-6 s per epoch
-  for 2k molecules, scaled to 41k), and a shortened run would not be its default anchor.
-  HIV's cold embed (41,120 descriptions) took 4,002 s, by far its costliest stage; it is paid
-  once, as embeddings are cached by text.
+  epoch). Seeds 0 and 1 ran cold; seeds 2-4 ran with `--warm-cache` on the same workspace, so
+  they reused the cached descriptions and embeddings and the stage times shown are the cold
+  run's (HIV's cold embed of 41,120 descriptions took 4,002 s, by far its costliest stage).
+  chemprop ran on seed 0 only, to fit the machine's time: at its default 50 epochs that one
+  seed took 5,599 s on one core. Its row is one run, not a mean over five seeds.
 - chemprop on BBBP (59.6) is far below its published 71.0 and below our GCN teacher (67.9) on
   the same split and seeds. The published split differs from ours in detail; we have not
   found a fault in how chemprop is fed (its test predictions are checked to be prepare's test
@@ -325,7 +325,8 @@ def _cell(values: list[float], percent: bool) -> str:
         return "-"
     scale = 100 if percent else 1
     digits = 1 if percent else 3
-    return f"{np.mean(values) * scale:.{digits}f} +- {np.std(values) * scale:.{digits}f}"
+    spread = f"+- {np.std(values) * scale:.{digits}f}" if len(values) > 1 else "(one seed)"
+    return f"{np.mean(values) * scale:.{digits}f} {spread}"
 
 
 def _header(first: str, columns: list[str]) -> list[str]:
