@@ -1,8 +1,8 @@
 """Prediction speed of the student against the GNN teachers, and memory of `gallon predict` (a benchmark, not a test).
 
 All in one run on the same molecules of a real MoleculeNet set, one torch thread each:
-1. model-only: molecules/s of a forward pass on pre-featurised batches (student on atoms,
-   student on Morgan counts, GCN teacher, GINE teacher);
+1. model-only: molecules/s of a forward pass on pre-featurised batches (students on atoms,
+   Morgan counts, pooled atoms and pooled atoms + RDKit descriptors; GCN and GINE teachers);
 2. end-to-end from SMILES: parse + featurise + forward, the way each model is used;
    RDKit `Chem.MolFromSmiles` alone on the same SMILES as the reference limit (and PyG's
    `from_smiles` for comparison);
@@ -47,6 +47,7 @@ from pipeline.train import LabelScaler
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1024
+STUDENT_INPUTS = ("atoms", "fingerprint", "pooled_atoms", "pooled_atoms+descriptors")
 
 
 def best_rates(count: int, actions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -124,8 +125,7 @@ def end_to_end(smiles: list[str], students: dict[str, StudentPredictor], repeats
     chunks = [smiles[start : start + BATCH] for start in range(0, len(smiles), BATCH)]
     actions = {
         "rdkit_parse_only": lambda: [Chem.MolFromSmiles(smi) for smi in smiles],
-        "student_atoms": lambda: student_from_smiles(students["atoms"]),
-        "student_fingerprint": lambda: student_from_smiles(students["fingerprint"]),
+        **{f"student_{name}": lambda s=student: student_from_smiles(s) for name, student in students.items()},
         "student_atoms_2_workers": lambda: list(scored_chunks(students["atoms"], iter(chunks), workers=2)),
         **{f"teacher_{name}": lambda m=model: teacher_from_smiles(m) for name, model in teachers.items()},
     }
@@ -169,6 +169,8 @@ def report(dataset: str, n: int, model: dict, e2e: dict, big: dict | None) -> st
     names = {
         "student_atoms": "student, per-atom MLP (paper)",
         "student_fingerprint": "student, Morgan counts MLP",
+        "student_pooled_atoms": "student, pooled atoms MLP (pooled configuration)",
+        "student_pooled_atoms+descriptors": "student, pooled atoms + RDKit descriptors MLP (hybrid configuration)",
         "teacher_gcn": "GCN teacher (paper)",
         "teacher_gine": "GINE teacher",
     }
@@ -186,9 +188,12 @@ def report(dataset: str, n: int, model: dict, e2e: dict, big: dict | None) -> st
         f"(target >= 5x); vs GINE teacher: {model['student_atoms'] / model['teacher_gine']:.1f}x (target >= 30x)",
         f"- student (fingerprint) model-only vs GCN: {model['student_fingerprint'] / model['teacher_gcn']:.1f}x; "
         f"vs GINE: {model['student_fingerprint'] / model['teacher_gine']:.1f}x",
-        f"- end-to-end student (atoms) / parse-only: {e2e['student_atoms'] / e2e['rdkit_parse_only']:.2f} "
-        f"(target >= 0.5); student (fingerprint) / parse-only: "
-        f"{e2e['student_fingerprint'] / e2e['rdkit_parse_only']:.2f}",
+        "- end-to-end / parse-only (target >= 0.5): "
+        + "; ".join(
+            f"{name.removeprefix('student_')} {e2e[name] / e2e['rdkit_parse_only']:.2f}"
+            for name in names
+            if name.startswith("student_")
+        ),
     ]
     if big:
         lines.append(
@@ -210,9 +215,7 @@ def main() -> None:
     smiles = valid_smiles(args.dataset, args.molecules)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        students = {
-            inputs: student_checkpoint(workdir / f"{inputs}.pt", inputs, smiles) for inputs in ("atoms", "fingerprint")
-        }
+        students = {inputs: student_checkpoint(workdir / f"{inputs}.pt", inputs, smiles) for inputs in STUDENT_INPUTS}
         model = model_only([Chem.MolFromSmiles(smi) for smi in smiles], students, args.repeats)
         e2e = end_to_end(smiles, students, args.repeats)
         big = predict_million(smiles, args.big, workdir) if args.big else None

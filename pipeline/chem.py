@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,12 @@ def apply_fragment_policy(mol: Chem.Mol, policy: FragmentPolicy) -> Chem.Mol:
         return _largest_fragment(mol)
     stripped = _SALT_REMOVER.StripMol(mol)
     return stripped if stripped.GetNumAtoms() else mol  # a molecule made only of salts is kept whole
+
+
+def molecules_from_keys(keys: Iterable[str]) -> list[Chem.Mol]:
+    """Molecules re-read from prepare's keys, which already parsed: RDKit's per-molecule notes are noise here."""
+    with rdBase.BlockLogs():
+        return [Chem.MolFromSmiles(key) for key in keys]
 
 
 def parse_smiles(raw: object, fragments: FragmentPolicy = "keep_all") -> Parsed:

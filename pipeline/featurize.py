@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rdkit import Chem, rdBase
+from rdkit import Chem
+from rdkit.Chem import rdqueries
 from torch import Tensor
 from torch_geometric.data import Data
+
+from pipeline.chem import molecules_from_keys
 
 _ELEMENTS = (1, 5, 6, 7, 8, 9, 11, 14, 15, 16, 17, 19, 20, 26, 29, 30, 33, 34, 35, 53)
 _HYBRIDISATIONS = (
@@ -78,6 +81,7 @@ def _slot(lookup: dict, value) -> int:
 
 
 _CHIRAL_SLOT = [name for name, _ in ATOM_VOCABULARIES].index("chirality")
+_HAS_CHIRAL_TAG = rdqueries.HasChiralTagQueryAtom()
 
 
 def _canonical_chiral_tags(mol: Chem.Mol, atoms: list[int]) -> list[Chem.ChiralType]:
@@ -96,7 +100,10 @@ def _canonical_chiral_tags(mol: Chem.Mol, atoms: list[int]) -> list[Chem.ChiralT
 def atom_keys(mol: Chem.Mol) -> list[tuple]:
     """Per atom, the properties the one-hots encode, in ATOM_VOCABULARIES order, whatever the atom order.
 
-    (`GetAtomWithIdx` is several times faster than iterating `GetAtoms()`, a Python-level sequence.)
+    Speed matters here (`gallon predict` spends most of its time in this function): RDKit finds
+    the few atoms with a chiral tag in one C++ pass, so the other atoms never pay for reading
+    a tag (an enum, the costliest property to fetch through Boost.Python); and
+    `GetAtomWithIdx` is several times faster than iterating `GetAtoms()`.
     """
     keys = [
         (
@@ -105,13 +112,13 @@ def atom_keys(mol: Chem.Mol) -> list[tuple]:
             atom.GetFormalCharge(),
             atom.GetTotalNumHs(),
             atom.GetHybridization(),
-            atom.GetChiralTag(),
+            Chem.ChiralType.CHI_UNSPECIFIED,
             atom.GetIsAromatic(),
             atom.IsInRing(),
         )
         for atom in map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))
     ]
-    chiral = [index for index, key in enumerate(keys) if key[_CHIRAL_SLOT] != Chem.ChiralType.CHI_UNSPECIFIED]
+    chiral = [atom.GetIdx() for atom in mol.GetAtomsMatchingQuery(_HAS_CHIRAL_TAG)]
     if chiral:
         for index, tag in zip(chiral, _canonical_chiral_tags(mol, chiral), strict=True):
             keys[index] = (*keys[index][:_CHIRAL_SLOT], tag, *keys[index][_CHIRAL_SLOT + 1 :])
@@ -157,11 +164,10 @@ def mol_to_graph(mol: Chem.Mol, y: np.ndarray | None = None) -> Data:
 
 def graphs_from_smiles(smiles: list[str], labels: np.ndarray | None = None) -> list[Data]:
     """Graphs for canonical SMILES that prepare already validated."""
-    graphs = []
-    with rdBase.BlockLogs():  # re-parsing keys prepare already validated: RDKit's notes are noise here
-        for index, smi in enumerate(smiles):
-            graphs.append(mol_to_graph(Chem.MolFromSmiles(smi), None if labels is None else labels[index]))
-    return graphs
+    return [
+        mol_to_graph(mol, None if labels is None else labels[index])
+        for index, mol in enumerate(molecules_from_keys(smiles))
+    ]
 
 
 @dataclass

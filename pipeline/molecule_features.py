@@ -8,6 +8,7 @@ looked up from a per-process table keyed by the atom's properties (the reference
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,13 +47,14 @@ class AtomTable:
     def codes(self, mol: Chem.Mol) -> list[int]:
         """One table row index per atom, in atom order."""
         keys = atom_keys(mol)
-        if any(key not in self._code_of for key in keys):
-            reference = atom_features(mol)
-            for key, row in zip(keys, reference, strict=True):
-                if key not in self._code_of:
-                    self._code_of[key] = len(self._rows)
-                    self._rows.append(row)
-            self._table = np.stack(self._rows)
+        codes = list(map(self._code_of.get, keys))
+        if None not in codes:
+            return codes
+        for key, row in zip(keys, atom_features(mol), strict=True):
+            if key not in self._code_of:
+                self._code_of[key] = len(self._rows)
+                self._rows.append(row)
+        self._table = np.stack(self._rows)
         return [self._code_of[key] for key in keys]
 
     @property
@@ -64,7 +66,7 @@ class AtomTable:
         """(len(mols), n_atom_types) float64: how many atoms of each type each molecule has."""
         codes = [self.codes(mol) for mol in mols]
         owner = np.repeat(np.arange(len(mols)), [len(row) for row in codes])
-        flat = np.fromiter((code for row in codes for code in row), dtype=np.int64, count=len(owner))
+        flat = np.fromiter(itertools.chain.from_iterable(codes), dtype=np.int64, count=len(owner))
         n_types = len(self._rows)
         return (
             np.bincount(owner * n_types + flat, minlength=len(mols) * n_types)

@@ -7,9 +7,9 @@ from collections import defaultdict
 from typing import Literal
 
 import numpy as np
-from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from pipeline.chem import molecules_from_keys
 from pipeline.errors import GallonError
 
 SplitMethod = Literal["scaffold", "random_scaffold", "random"]
@@ -22,8 +22,7 @@ class SplitError(GallonError, ValueError):
 
 def scaffold_of(smiles: str) -> str:
     """Bemis-Murcko scaffold with chirality; '' for ring-free molecules (they share one set)."""
-    with rdBase.BlockLogs():  # RDKit's per-molecule hydrogen notes are noise here; prepare already parsed these
-        mol = Chem.MolFromSmiles(smiles)
+    (mol,) = molecules_from_keys([smiles])
     return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=True)
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rdkit import Chem
 
+from pipeline.chem import molecules_from_keys
 from pipeline.distillation import DistillationGuide, Guidance
 from pipeline.featurize import ATOM_DIM, graphs_from_smiles
 from pipeline.models import AtomMLPStudent, VectorMLP
@@ -74,7 +74,7 @@ def student_inputs(smiles: list[str], train_index: np.ndarray, params: StudentPa
             GraphInputs(graphs_from_smiles(smiles)), {"format": FORMAT, "inputs": "atoms", "dim": ATOM_DIM}
         )
     featurizer = MoleculeFeaturizer(params.inputs, params.fingerprint_radius, params.fingerprint_bits)
-    raw = featurizer([Chem.MolFromSmiles(smi) for smi in smiles])
+    raw = featurizer(molecules_from_keys(smiles))
     scaler = FeatureScaler.fit(raw[train_index])
     return StudentInputs(
         VectorInputs(torch.from_numpy(scaler.transform(raw))), {**featurizer.settings(), "scaler": scaler.to_dict()}

@@ -1,13 +1,17 @@
 """The MoleculeNet benchmark's bookkeeping: partial runs merge without losing results, the best
 configuration is chosen on validation only, and the targets count what the issue asks."""
 
+import argparse
 import json
 import threading
 import time
 
 import pytest
 
+import benchmarks.moleculenet as moleculenet
 from benchmarks.moleculenet import (
+    CONFIGS,
+    PARTS,
     best_config,
     check_chemprop_epochs,
     clear_outputs,
@@ -64,7 +68,8 @@ def test_runs_side_by_side_keep_each_others_seeds(tmp_path):
         writer.join(60)
     saved = json.loads((tmp_path / "lipo.json").read_text())
     assert sorted(row["seed"] for row in saved["scores"]) == [0, 1, 2, 3]
-    assert "| lipo | 8/1/1 | not run / not run / 0,1,2,3 |" in (tmp_path / "RESULTS.md").read_text()
+    seeds = " / ".join("0,1,2,3" if part == "chemprop" else "not run" for part in PARTS)
+    assert f"| lipo | 8/1/1 | {seeds} |" in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_chemprop_seeds_with_other_epochs_are_refused_before_training(tmp_path):
@@ -109,7 +114,8 @@ def test_targets_count_a_dataset_only_when_every_rival_is_beaten_and_skip_missin
     assert table["**target:** distilled MLP (best) beats chemprop's D-MPNN"] == ["1 of 1", "bace |"]
     report = results_markdown(results)
     assert "Not run for this file: clintox, hiv, esol, freesolv, lipo." in report
-    assert "| bbbp | 8/1/1 | 0 / 0 / not run | not run | paper |" in report
+    seeds = " / ".join("0" if part in ("paper", "rich") else "not run" for part in PARTS)
+    assert f"| bbbp | 8/1/1 | {seeds} | not run | paper |" in report
     assert "| chemprop D-MPNN | 60.0 (one seed) | - |" in report  # a single run shows no spread of 0
 
 
@@ -122,5 +128,37 @@ def test_a_warm_run_keeps_the_cache_and_the_cold_run_times(tmp_path, keep_cache)
     left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("file"))
     assert left == (["cache/describe/file", "cache/embed/file"] if keep_cache else [])
     cold = _result("hiv", "roc_auc", [], timings_s={"embed": {"seconds": 4002.0, "seeds": 2}})
-    warm = _result("hiv", "roc_auc", _rows("paper", "distilled_mlp", "test", {2: 0.7}))  # a warm run times nothing
+    warm = _result(
+        "hiv", "roc_auc", _rows("paper", "distilled_mlp", "test", {2: 0.7})
+    )  # a warm run times no shared stage
     assert merge_results(cold, warm)["timings_s"] == {"embed": {"seconds": 4002.0, "seeds": 2}}
+
+
+@pytest.mark.parametrize("warm_cache", [False, True])
+def test_configurations_with_the_same_teacher_train_it_once_per_run(tmp_path, monkeypatch, warm_cache):
+    """The GCN-teacher configurations share one teacher run (same settings, same numbers); GINE trains its own.
+
+    A warm-cache run times the model stages only: its describe and embed are served from the cache."""
+    ran = []
+
+    def fake_stage(stage: str, workspace):
+        params = moleculenet.yaml.safe_load((workspace / "params.yaml").read_text())
+        ran.append((stage, params["teacher"]["model"], params["distill"]["alpha"]))
+        artifacts = workspace / "artifacts"
+        (artifacts / "prepare").mkdir(parents=True, exist_ok=True)
+        (artifacts / "prepare" / "summary.json").write_text(json.dumps({"split_sizes": {"train": 8}}))
+        (artifacts / "evaluate").mkdir(exist_ok=True)
+        (artifacts / "evaluate" / "scores.csv").write_text(
+            "model,seed,split,task,score\ndistilled_mlp,0,test,mean,0.5\n"
+        )
+        return 1.0
+
+    monkeypatch.setattr(moleculenet, "run_stage", fake_stage)
+    options = argparse.Namespace(warm_cache=warm_cache)
+    result = moleculenet.run_dataset("bace", [0], tmp_path, list(CONFIGS), options)
+    teachers = [(model, alpha) for stage, model, alpha in ran if stage == "teacher"]
+    assert teachers == [("gcn", 0.1), ("gine", 0.1)]
+    assert [stage for stage, *_ in ran].count("distill") == len(CONFIGS)
+    assert {row["config"] for row in result["scores"]} == set(CONFIGS)
+    assert "strong: teacher" not in result["timings_s"] and "rich: teacher" in result["timings_s"]
+    assert ("embed" in result["timings_s"]) is not warm_cache

@@ -4,7 +4,15 @@ import torch
 from rdkit import Chem
 from torch_geometric.nn import GCNConv
 
-from pipeline.featurize import ATOM_DIM, ATOM_VOCABULARIES, BOND_DIM, atom_features, collate, graphs_from_smiles
+from pipeline.featurize import (
+    ATOM_DIM,
+    ATOM_VOCABULARIES,
+    BOND_DIM,
+    atom_features,
+    atom_keys,
+    collate,
+    graphs_from_smiles,
+)
 from pipeline.models import GCNLayer, mean_pool
 from tests.conftest import SMALL_CSV
 
@@ -94,3 +102,29 @@ def test_atom_features_of_a_stereo_molecule_do_not_depend_on_how_it_is_written()
             assert _rows(spelling) == _rows(written), smiles
             flipped += _raw_tags(spelling) != _raw_tags(written)
     assert len(stereo) >= 5 and flipped > 0  # the raw tags did change: the canonical reading was exercised
+
+
+def test_atom_keys_read_what_a_plain_per_atom_loop_reads_on_canonical_molecules():
+    """The fast path (chiral atoms found in one RDKit pass) against the obvious reading, stereo molecules included.
+
+    Read from its canonical SMILES, as training reads it, a molecule's own tags are the canonical ones.
+    """
+    smiles = [*pd.read_csv(SMALL_CSV)["smiles"], *MIXED, "F[C@H](Cl)Br", "C[C@@H]1CC[C@H](C)CC1"]
+    chiral = 0
+    for mol in (Chem.MolFromSmiles(Chem.MolToSmiles(Chem.MolFromSmiles(smi))) for smi in smiles):
+        expected = [
+            (
+                atom.GetAtomicNum(),
+                atom.GetDegree(),
+                atom.GetFormalCharge(),
+                atom.GetTotalNumHs(),
+                atom.GetHybridization(),
+                atom.GetChiralTag(),
+                atom.GetIsAromatic(),
+                atom.IsInRing(),
+            )
+            for atom in mol.GetAtoms()
+        ]
+        assert atom_keys(mol) == expected, Chem.MolToSmiles(mol)
+        chiral += any(key[5] != UNSPECIFIED for key in expected)
+    assert chiral >= 5
