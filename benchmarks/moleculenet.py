@@ -149,7 +149,10 @@ NOTES = """\
   the GALLON stages side by side, one core each), so they are upper bounds; compare them within
   a column, not across runs. The model-stage times of the five re-run datasets are from that
   run (the machine ran little else); describe and embed times are from the cold runs. GALLON
-  stages train the seeds side by side (`train.workers`).
+  stages train the seeds side by side (`train.workers`). A configuration whose teacher has
+  the same settings as the one run just before it reuses that teacher (same numbers) and has
+  no teacher time of its own: strong reuses paper's, hybrid and pooled reuse rich's (on lipo,
+  where rich did not run again, hybrid trained the GINE teacher and pooled reused it).
 - chemprop: `chemprop train` 2.2.4 with its defaults (D-MPNN, 50 epochs, checkpoint at the
   best validation loss), `--splits-column` fed prepare's split, `--pytorch-seed`/`--data-seed`
   = our seed; its test predictions are scored by our own metric code.
