@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rdkit import Chem
-
 from pipeline.artifacts import (
     ROOT,
     ArtifactError,
@@ -18,6 +16,7 @@ from pipeline.artifacts import (
     write_parquet,
 )
 from pipeline.cache import ShardStore
+from pipeline.chem import molecules_from_keys
 from pipeline.describe import DescribePlan, describe_molecules, plan_describe
 from pipeline.params import load_params
 from pipeline.prompts import PROMPT_TEMPLATE_VERSION, build_prompt
@@ -36,10 +35,11 @@ def build_requests(params_file: Path) -> list[DescribeRequest]:
         index = read_parquet(ROOT / "render" / "index.parquet", "render")
         images = dict(zip(index["molecule_key"], index["image"], strict=True))
     requests = []
-    for key, smiles in zip(molecules["key"], molecules["smiles"], strict=True):
+    smiles_column = molecules["smiles"].tolist()
+    for key, smiles, mol in zip(molecules["key"], smiles_column, molecules_from_keys(smiles_column), strict=True):
         prompt = build_prompt(
             smiles,
-            Chem.MolFromSmiles(smiles),
+            mol,
             task.dataset,
             task.tasks,
             task.task_type,

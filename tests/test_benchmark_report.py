@@ -128,9 +128,8 @@ def test_a_warm_run_keeps_the_cache_and_the_cold_run_times(tmp_path, keep_cache)
     left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("file"))
     assert left == (["cache/describe/file", "cache/embed/file"] if keep_cache else [])
     cold = _result("hiv", "roc_auc", [], timings_s={"embed": {"seconds": 4002.0, "seeds": 2}})
-    warm = _result(
-        "hiv", "roc_auc", _rows("paper", "distilled_mlp", "test", {2: 0.7})
-    )  # a warm run times no shared stage
+    # a warm run times no shared stage
+    warm = _result("hiv", "roc_auc", _rows("paper", "distilled_mlp", "test", {2: 0.7}))
     assert merge_results(cold, warm)["timings_s"] == {"embed": {"seconds": 4002.0, "seeds": 2}}
 
 
